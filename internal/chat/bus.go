@@ -1,0 +1,103 @@
+package chat
+
+import (
+	"context"
+	"sync"
+)
+
+// Bus carries events between nodes: a message for a user reaches every node
+// holding a socket of that user. Every implementation passes the suite in
+// internal/bus/bustest. Delivery is best effort: a lost event costs latency,
+// never data, because devices repair with sync.
+type Bus interface {
+	// Publish sends ev to every subscriber of topic. It must not block on slow
+	// subscribers.
+	Publish(ctx context.Context, topic string, ev *Event) error
+	// Subscribe calls h for every event published to topic until the returned
+	// function is called. h runs on the bus's goroutine and must not block.
+	Subscribe(topic string, h func(*Event)) (unsubscribe func(), err error)
+	// Ping checks that the bus answers.
+	Ping(ctx context.Context) error
+	// Close releases the bus.
+	Close() error
+}
+
+// Topics.
+func UserTopic(userID string) string     { return "u." + userID }
+func PresenceTopic(userID string) string { return "p." + userID }
+
+// EventKind tells which payload of an Event is set.
+type EventKind uint8
+
+// Event kinds.
+const (
+	EventMessage      EventKind = iota + 1 // Message
+	EventStatus                            // Status
+	EventTyping                            // Typing
+	EventPresence                          // Presence
+	EventConversation                      // Conversation
+	EventRevoke                            // Revoke: close the device's sockets (logout, revocation)
+)
+
+// Event is what travels on the bus. Exactly one payload field is set. Events
+// are shared between recipients and must not be modified once published.
+type Event struct {
+	Kind EventKind `json:"k"`
+	// ExceptDevice is not sent the event (the sending device gets an ack instead).
+	ExceptDevice string `json:"x,omitempty"`
+
+	Message      *Message            `json:"m,omitempty"`
+	Status       *StatusChange       `json:"s,omitempty"`
+	Typing       *TypingChange       `json:"t,omitempty"`
+	Presence     *PresenceChange     `json:"p,omitempty"`
+	Conversation *ConversationChange `json:"c,omitempty"`
+	Revoke       *Revoke             `json:"r,omitempty"`
+
+	once    sync.Once
+	encoded []byte
+}
+
+// Encoded returns the event's wire encoding, computing it with enc the first
+// time: one encoding shared by every socket on a node.
+func (e *Event) Encoded(enc func(*Event) []byte) []byte {
+	e.once.Do(func() { e.encoded = enc(e) })
+	return e.encoded
+}
+
+// StatusChange is a member's receipt watermark moving.
+type StatusChange struct {
+	ConversationID string `json:"conversation_id"`
+	UserID         string `json:"user_id"`
+	Seq            int64  `json:"seq"`
+	Status         string `json:"status"`
+	Timestamp      int64  `json:"timestamp"`
+}
+
+// TypingChange is a member starting or stopping typing.
+type TypingChange struct {
+	ConversationID string `json:"conversation_id"`
+	UserID         string `json:"user_id"`
+	DeviceID       string `json:"device_id"`
+	State          string `json:"state"`
+}
+
+// PresenceChange is a user going online or offline.
+type PresenceChange struct {
+	UserID   string `json:"user_id"`
+	Online   bool   `json:"online"`
+	LastSeen int64  `json:"last_seen"`
+}
+
+// ConversationChange tells members that a conversation was created or changed.
+type ConversationChange struct {
+	Change       string       `json:"change"` // created, member_added, member_removed, renamed
+	Conversation Conversation `json:"conversation"`
+}
+
+// Revoke closes sockets with the session-expired error: those of one token
+// when TokenHash is set, else those of one device when DeviceID is set, else
+// every socket of the user.
+type Revoke struct {
+	DeviceID  string `json:"device_id,omitempty"`
+	TokenHash string `json:"token_hash,omitempty"`
+}

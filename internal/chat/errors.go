@@ -1,0 +1,39 @@
+package chat
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Every layer wraps them with %w; the gateway maps them to
+// protocol status codes in exactly one place.
+var (
+	ErrBadRequest   = errors.New("bad request")            // 400
+	ErrUnauthorized = errors.New("unauthorized")           // 401
+	ErrForbidden    = errors.New("forbidden")              // 403
+	ErrNotFound     = errors.New("not found")              // 404
+	ErrConflict     = errors.New("conflict")               // 409
+	ErrTooLarge     = errors.New("too large")              // 413
+	ErrInvalid      = errors.New("invalid request")        // 422
+	ErrRateLimited  = errors.New("rate limited")           // 429
+	ErrExpired      = errors.New("session expired")        // 440
+	ErrUnavailable  = errors.New("dependency unavailable") // 503
+)
+
+// RateLimitError is ErrRateLimited with the time after which a retry may pass.
+type RateLimitError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("rate limited: retry after %s", e.RetryAfter.Round(time.Millisecond))
+}
+
+// Unwrap makes errors.Is(err, ErrRateLimited) hold.
+func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
+
+// errf wraps a sentinel with a human message: errf(ErrInvalid, "group too large").
+func errf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+}

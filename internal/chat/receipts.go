@@ -1,0 +1,143 @@
+package chat
+
+import (
+	"context"
+	"time"
+)
+
+// Typing states.
+const (
+	TypingStarted = "typing"
+	TypingStopped = "stopped"
+)
+
+type receiptReq struct {
+	w          Watermark
+	status     string
+	device     string
+	recipients []string
+}
+
+// MarkStatus moves the caller's delivered or read watermark of a conversation
+// up to seq (never down; read implies delivered). The change is stored, then
+// sent to the other members and to the caller's other devices. Receipts are
+// coalesced: many arriving together become one write per member.
+func (s *Service) MarkStatus(ctx context.Context, sess Session, conversationID string, seq int64, status string) error {
+	if conversationID == "" {
+		return errf(ErrBadRequest, "conversation_id is required")
+	}
+	if status != StatusDelivered && status != StatusRead {
+		return errf(ErrBadRequest, "status must be %q or %q", StatusDelivered, StatusRead)
+	}
+	if seq < 0 {
+		return errf(ErrBadRequest, "seq must not be negative")
+	}
+	conv, err := s.memberConversation(ctx, sess.UserID, conversationID)
+	if err != nil {
+		return err
+	}
+	w := Watermark{ConversationID: conversationID, UserID: sess.UserID, DeliveredSeq: seq}
+	if status == StatusRead {
+		w.ReadSeq = seq
+	}
+	r := receiptReq{w: w, status: status, device: sess.DeviceID, recipients: conv.MemberIDs()}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return errf(ErrUnavailable, "server is shutting down")
+	}
+	select {
+	case s.receipts <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// receiptLoop coalesces receipts: each round takes every waiting receipt,
+// keeps the highest per member and conversation, writes them in one
+// transaction, and publishes the watermarks that moved.
+func (s *Service) receiptLoop() {
+	defer s.wg.Done()
+	type key struct{ conv, user string }
+	for {
+		var first receiptReq
+		select {
+		case first = <-s.receipts:
+		case <-s.stop:
+			return
+		}
+		pending := map[key]receiptReq{{first.w.ConversationID, first.w.UserID}: first}
+	fill:
+		for len(pending) < 1024 {
+			select {
+			case r := <-s.receipts:
+				k := key{r.w.ConversationID, r.w.UserID}
+				if old, ok := pending[k]; ok {
+					r.w.DeliveredSeq = max(r.w.DeliveredSeq, old.w.DeliveredSeq)
+					r.w.ReadSeq = max(r.w.ReadSeq, old.w.ReadSeq)
+					if old.status == StatusRead {
+						r.status = StatusRead
+					}
+				}
+				pending[k] = r
+			default:
+				break fill
+			}
+		}
+		ws := make([]Watermark, 0, len(pending))
+		for _, r := range pending {
+			ws = append(ws, r.w)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		moved, err := s.store.UpdateWatermarks(ctx, ws)
+		if err != nil {
+			cancel()
+			s.log.Error("storing receipts failed", "receipts", len(ws), "err", err)
+			continue
+		}
+		now := s.now().UnixMilli()
+		for _, w := range moved {
+			r := pending[key{w.ConversationID, w.UserID}]
+			s.publishStatus(ctx, r, w, now)
+		}
+		cancel()
+	}
+}
+
+func (s *Service) publishStatus(ctx context.Context, r receiptReq, w Watermark, now int64) {
+	send := func(status string, seq int64) {
+		ev := &Event{Kind: EventStatus, ExceptDevice: r.device, Status: &StatusChange{
+			ConversationID: w.ConversationID, UserID: w.UserID, Seq: seq, Status: status, Timestamp: now,
+		}}
+		s.publishTo(ctx, r.recipients, ev)
+	}
+	if r.status == StatusRead {
+		send(StatusRead, w.ReadSeq)
+		if w.DeliveredSeq > w.ReadSeq {
+			send(StatusDelivered, w.DeliveredSeq)
+		}
+		return
+	}
+	send(StatusDelivered, w.DeliveredSeq)
+}
+
+// Typing forwards a typing state to the conversation's online members. It is
+// never stored.
+func (s *Service) Typing(ctx context.Context, sess Session, conversationID, state string) error {
+	if conversationID == "" {
+		return errf(ErrBadRequest, "conversation_id is required")
+	}
+	if state != TypingStarted && state != TypingStopped {
+		return errf(ErrBadRequest, "state must be %q or %q", TypingStarted, TypingStopped)
+	}
+	conv, err := s.memberConversation(ctx, sess.UserID, conversationID)
+	if err != nil {
+		return err
+	}
+	ev := &Event{Kind: EventTyping, ExceptDevice: sess.DeviceID, Typing: &TypingChange{
+		ConversationID: conversationID, UserID: sess.UserID, DeviceID: sess.DeviceID, State: state,
+	}}
+	s.publishTo(ctx, conv.MemberIDs(), ev)
+	return nil
+}

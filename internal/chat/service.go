@@ -1,0 +1,189 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Hasher hashes and verifies passwords with a slow salted hash.
+type Hasher interface {
+	Hash(password string) ([]byte, error)
+	Verify(hash []byte, password string) bool
+}
+
+// Limiter decides whether the holder of key may act now; when not, it says
+// how long to wait. Implementations are safe for concurrent use.
+type Limiter interface {
+	Allow(key string) (ok bool, retryAfter time.Duration)
+}
+
+// Metrics observes the service's hot path. All methods must be cheap.
+type Metrics interface {
+	// CommitBatch is called after each group commit with its size and duration.
+	CommitBatch(size int, took time.Duration, err error)
+	// Published counts events handed to the bus and publish failures.
+	Published(events int, failures int)
+}
+
+// Config tunes the service. Zero fields take the defaults of DefaultConfig.
+type Config struct {
+	MaxGroupMembers  int           // largest group, creator included (256)
+	TokenTTL         time.Duration // how long a login token lives (30 days)
+	MaxBatch         int           // most messages in one group commit (256); 1 turns group commit off
+	SyncDefaultLimit int           // messages per conversation in a sync without limit (100)
+	SyncMaxLimit     int           // largest accepted sync limit (1000)
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		MaxGroupMembers:  256,
+		TokenTTL:         30 * 24 * time.Hour,
+		MaxBatch:         256,
+		SyncDefaultLimit: 100,
+		SyncMaxLimit:     1000,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxGroupMembers <= 0 {
+		c.MaxGroupMembers = d.MaxGroupMembers
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = d.TokenTTL
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = d.MaxBatch
+	}
+	if c.SyncDefaultLimit <= 0 {
+		c.SyncDefaultLimit = d.SyncDefaultLimit
+	}
+	if c.SyncMaxLimit <= 0 {
+		c.SyncMaxLimit = d.SyncMaxLimit
+	}
+	return c
+}
+
+// Deps are the service's collaborators. Store, Bus and Hasher are required.
+type Deps struct {
+	Store       Store
+	Bus         Bus
+	Hasher      Hasher
+	MessageRate Limiter // per user; nil: unlimited
+	Metrics     Metrics // nil: none
+	Logger      *slog.Logger
+	Now         func() time.Time // nil: time.Now
+}
+
+// Service implements Parley's use cases on top of a Store and a Bus.
+type Service struct {
+	cfg     Config
+	store   Store
+	bus     Bus
+	hasher  Hasher
+	rate    Limiter
+	metrics Metrics
+	log     *slog.Logger
+	now     func() time.Time
+	ids     IDGen
+
+	sends    chan *sendReq
+	receipts chan receiptReq
+	publish  chan []AppendResult
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closeMu  sync.RWMutex
+	closed   bool
+}
+
+// NewService returns a started service; Close stops it.
+func NewService(cfg Config, d Deps) *Service {
+	s := &Service{
+		cfg:     cfg.withDefaults(),
+		store:   d.Store,
+		bus:     d.Bus,
+		hasher:  d.Hasher,
+		rate:    d.MessageRate,
+		metrics: d.Metrics,
+		log:     d.Logger,
+		now:     d.Now,
+		stop:    make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.metrics == nil {
+		s.metrics = nopMetrics{}
+	}
+	s.sends = make(chan *sendReq, 4*s.cfg.MaxBatch)
+	s.receipts = make(chan receiptReq, 4096)
+	s.publish = make(chan []AppendResult, 1024)
+	s.wg.Add(3)
+	go s.commitLoop()
+	go s.publishLoop()
+	go s.receiptLoop()
+	return s
+}
+
+// Config returns the effective configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Now returns the service's clock reading.
+func (s *Service) Now() time.Time { return s.now() }
+
+// Close stops accepting work, finishes what was queued, and returns when the
+// background loops have stopped. It does not close the store or the bus.
+func (s *Service) Close() {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return
+	}
+	s.closed = true
+	close(s.stop)
+	s.closeMu.Unlock()
+	s.wg.Wait()
+}
+
+// Ready checks the store and the bus.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return errors.Join(ErrUnavailable, err)
+	}
+	if err := s.bus.Ping(ctx); err != nil {
+		return errors.Join(ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Store gives adapters read access to the store (health checks, tooling).
+func (s *Service) Store() Store { return s.store }
+
+// Bus returns the bus the service publishes on.
+func (s *Service) Bus() Bus { return s.bus }
+
+// publishTo publishes ev to each user's topic and counts failures.
+func (s *Service) publishTo(ctx context.Context, userIDs []string, ev *Event) {
+	failures := 0
+	for _, uid := range userIDs {
+		if err := s.bus.Publish(ctx, UserTopic(uid), ev); err != nil {
+			failures++
+			if failures == 1 {
+				s.log.Warn("bus publish failed; devices will repair with sync", "err", err)
+			}
+		}
+	}
+	s.metrics.Published(len(userIDs), failures)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) CommitBatch(int, time.Duration, error) {}
+func (nopMetrics) Published(int, int)                    {}

@@ -1,0 +1,138 @@
+// Package gateway is Parley's edge: the REST API and the WebSocket of
+// PROTOCOL.md, authentication, per-socket read and write loops with bounded
+// queues, and the per-node hub that routes bus events to sockets. It speaks
+// the wire format of package proto and calls package chat for every use case;
+// it never touches storage.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/metrics"
+)
+
+// Config tunes the gateway.
+type Config struct {
+	HeartbeatInterval time.Duration // announced in ready; silence for twice this closes a socket (30 s)
+	MaxFrameBytes     int64         // largest client frame; bigger closes the socket with 1009 (1 MiB)
+	MaxBodyBytes      int64         // largest REST request body (1 MiB)
+	SendQueueLimit    int           // frames queued per socket before it is closed as slow (1024)
+	MaxInflightSends  int           // sends per socket waiting for their commit (256)
+	PresenceGrace     time.Duration // how long a user stays online after its last socket closed (1 s)
+	AllowedOrigins    []string      // extra Origin host patterns for the WebSocket; same origin always passes
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatInterval: 30 * time.Second,
+		MaxFrameBytes:     1 << 20,
+		MaxBodyBytes:      1 << 20,
+		SendQueueLimit:    1024,
+		MaxInflightSends:  256,
+		PresenceGrace:     time.Second,
+	}
+}
+
+// Gateway serves the API.
+type Gateway struct {
+	cfg     Config
+	svc     *chat.Service
+	bus     chat.Bus
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	hub     *hub
+	sockets sync.WaitGroup // socket handlers still running
+}
+
+// New returns a gateway for svc.
+func New(cfg Config, svc *chat.Service, m *metrics.Metrics, log *slog.Logger) *Gateway {
+	g := &Gateway{cfg: cfg, svc: svc, bus: svc.Bus(), log: log, metrics: m}
+	g.hub = newHub(g)
+	return g
+}
+
+// Register adds the API's routes to mux.
+func (g *Gateway) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/ws", g.serveWS)
+	mux.HandleFunc("POST /api/v1/auth/register", g.register)
+	mux.HandleFunc("POST /api/v1/auth/login", g.login)
+	mux.HandleFunc("POST /api/v1/auth/logout", g.authed(g.logout))
+	mux.HandleFunc("GET /api/v1/users/me", g.authed(g.me))
+	mux.HandleFunc("DELETE /api/v1/users/me/devices/{device_id}", g.authed(g.revokeDevice))
+	mux.HandleFunc("GET /api/v1/users/{user_id}", g.authed(g.user))
+	mux.HandleFunc("GET /api/v1/users", g.authed(g.findUsers))
+	mux.HandleFunc("POST /api/v1/conversations", g.authed(g.createConversation))
+	mux.HandleFunc("GET /api/v1/conversations", g.authed(g.listConversations))
+	mux.HandleFunc("GET /api/v1/conversations/{id}", g.authed(g.getConversation))
+	mux.HandleFunc("GET /api/v1/conversations/{id}/messages", g.authed(g.messages))
+	mux.HandleFunc("POST /api/v1/groups", g.authed(g.createGroup))
+	mux.HandleFunc("POST /api/v1/groups/{id}/members", g.authed(g.addMembers))
+	mux.HandleFunc("DELETE /api/v1/groups/{id}/members/{user_id}", g.authed(g.removeMember))
+	mux.HandleFunc("PATCH /api/v1/groups/{id}", g.authed(g.renameGroup))
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+}
+
+// CloseAll closes every socket with "going away", refuses new ones, and
+// waits until every socket handler has finished (or ctx ends).
+func (g *Gateway) CloseAll(ctx context.Context) error {
+	g.hub.closeAll()
+	done := make(chan struct{})
+	go func() {
+		g.sockets.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sockets still open at shutdown: %d", g.hub.count())
+	}
+}
+
+// Connections returns the number of open sockets.
+func (g *Gateway) Connections() int { return g.hub.count() }
+
+func bearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// authed wraps a handler that needs a session.
+func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, chat.Session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sess, err := g.svc.Authenticate(r.Context(), bearerToken(r))
+		if err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+		h(w, r, sess)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"status": status, "code": code, "message": msg}})
+}
+
+func statusLabel(status int) string { return strconv.Itoa(status) }

@@ -1,0 +1,259 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// hub is this node's table of open sockets by user, and of presence watchers
+// by watched user. It subscribes to a user's bus topic while the user has a
+// socket here, so the bus routes only what this node needs.
+type hub struct {
+	g *Gateway
+
+	mu       sync.RWMutex
+	users    map[string]*userConns
+	watchers map[string]*watchers
+	closed   bool
+}
+
+type userConns struct {
+	conns   map[*conn]struct{}
+	unsub   func()
+	online  bool        // announced online
+	offline *time.Timer // pending offline announcement
+}
+
+type watchers struct {
+	conns map[*conn]struct{}
+	unsub func()
+}
+
+var errHubClosed = errors.New("server is shutting down")
+
+func newHub(g *Gateway) *hub {
+	return &hub{g: g, users: make(map[string]*userConns), watchers: make(map[string]*watchers)}
+}
+
+// register adds a socket; the user goes online if it was not.
+func (h *hub) register(c *conn) error {
+	uid := c.sess.UserID
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return errHubClosed
+	}
+	uc := h.users[uid]
+	if uc == nil {
+		unsub, err := h.g.bus.Subscribe(chat.UserTopic(uid), func(ev *chat.Event) { h.deliver(uid, ev) })
+		if err != nil {
+			h.mu.Unlock()
+			return err
+		}
+		uc = &userConns{conns: make(map[*conn]struct{}, 1), unsub: unsub}
+		h.users[uid] = uc
+	}
+	uc.conns[c] = struct{}{}
+	h.g.sockets.Add(1) // under the lock, so never after closeAll began waiting
+	if uc.offline != nil {
+		uc.offline.Stop() // back before the grace ran out: no flap
+		uc.offline = nil
+	}
+	announce := !uc.online
+	uc.online = true
+	h.mu.Unlock()
+	if announce {
+		h.publishPresence(&chat.PresenceChange{UserID: uid, Online: true})
+	}
+	return nil
+}
+
+// unregister removes a socket; when the user's last socket is gone for the
+// presence grace period, the user goes offline with last_seen.
+func (h *hub) unregister(c *conn) {
+	h.unwatchAll(c)
+	uid := c.sess.UserID
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	uc := h.users[uid]
+	if uc == nil {
+		return
+	}
+	delete(uc.conns, c)
+	if len(uc.conns) > 0 || uc.offline != nil {
+		return
+	}
+	left := time.Now().UnixMilli()
+	uc.offline = time.AfterFunc(h.g.cfg.PresenceGrace, func() { h.goOffline(uid, uc, left) })
+}
+
+func (h *hub) goOffline(uid string, uc *userConns, left int64) {
+	h.mu.Lock()
+	if h.users[uid] != uc || len(uc.conns) > 0 {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.users, uid)
+	uc.unsub()
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.g.svc.UserGone(ctx, uid, left); err != nil {
+		h.g.log.Warn("recording last_seen", "user", uid, "err", err)
+	}
+	h.publishPresence(&chat.PresenceChange{UserID: uid, Online: false, LastSeen: left})
+}
+
+func (h *hub) publishPresence(p *chat.PresenceChange) {
+	ev := &chat.Event{Kind: chat.EventPresence, Presence: p}
+	if err := h.g.bus.Publish(context.Background(), chat.PresenceTopic(p.UserID), ev); err != nil {
+		h.g.log.Warn("publishing presence", "user", p.UserID, "err", err)
+	}
+}
+
+// deliver hands a bus event to the user's sockets on this node. It runs on
+// the bus's goroutine and never blocks: a full queue closes its socket.
+func (h *hub) deliver(uid string, ev *chat.Event) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	uc := h.users[uid]
+	if uc == nil {
+		return
+	}
+	for c := range uc.conns {
+		if ev.ExceptDevice != "" && c.sess.DeviceID == ev.ExceptDevice {
+			continue
+		}
+		if ev.Kind == chat.EventRevoke {
+			if r := ev.Revoke; (r.TokenHash == "" || r.TokenHash == c.sess.TokenHash) && (r.DeviceID == "" || r.DeviceID == c.sess.DeviceID) {
+				go c.expire()
+			}
+			continue
+		}
+		if !c.q.push(ev.Encoded(encodeEvent)) {
+			go c.slow()
+			continue
+		}
+		if ev.Kind == chat.EventMessage {
+			h.g.metrics.MessagesOut.Inc()
+		}
+	}
+}
+
+// watch subscribes c to the presence of users and returns their current
+// presence frames.
+func (h *hub) watch(c *conn, userIDs []string) [][]byte {
+	frames := make([][]byte, 0, len(userIDs))
+	for _, uid := range userIDs {
+		if uid == "" {
+			continue
+		}
+		u, err := h.g.svc.User(c.ctx, uid)
+		if err != nil {
+			continue // unknown users have no presence
+		}
+		c.watchMu.Lock()
+		already := c.watched[uid]
+		if !already {
+			if c.watched == nil {
+				c.watched = make(map[string]bool)
+			}
+			c.watched[uid] = true
+		}
+		c.watchMu.Unlock()
+		h.mu.Lock()
+		if !already {
+			w := h.watchers[uid]
+			if w == nil {
+				unsub, err := h.g.bus.Subscribe(chat.PresenceTopic(uid), func(ev *chat.Event) { h.deliverPresence(uid, ev) })
+				if err != nil {
+					h.mu.Unlock()
+					continue
+				}
+				w = &watchers{conns: make(map[*conn]struct{}), unsub: unsub}
+				h.watchers[uid] = w
+			}
+			w.conns[c] = struct{}{}
+		}
+		uc := h.users[uid]
+		online := uc != nil && uc.online
+		h.mu.Unlock()
+		lastSeen := u.LastSeen
+		if online {
+			lastSeen = time.Now().UnixMilli()
+		}
+		frames = append(frames, presenceFrame(&chat.PresenceChange{UserID: uid, Online: online, LastSeen: lastSeen}))
+	}
+	return frames
+}
+
+func (h *hub) deliverPresence(uid string, ev *chat.Event) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	w := h.watchers[uid]
+	if w == nil {
+		return
+	}
+	for c := range w.conns {
+		if !c.q.push(ev.Encoded(encodeEvent)) {
+			go c.slow()
+		}
+	}
+}
+
+func (h *hub) unwatchAll(c *conn) {
+	c.watchMu.Lock()
+	watched := c.watched
+	c.watched = nil
+	c.watchMu.Unlock()
+	if len(watched) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for uid := range watched {
+		w := h.watchers[uid]
+		if w == nil {
+			continue
+		}
+		delete(w.conns, c)
+		if len(w.conns) == 0 {
+			w.unsub()
+			delete(h.watchers, uid)
+		}
+	}
+}
+
+// closeAll closes every socket with "going away" so that clients reconnect
+// (to another node), and refuses new ones.
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	h.closed = true
+	var all []*conn
+	for _, uc := range h.users {
+		for c := range uc.conns {
+			all = append(all, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range all {
+		c.shutdown(websocket.StatusGoingAway, "server shutting down: reconnect")
+	}
+}
+
+// count returns the number of open sockets.
+func (h *hub) count() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for _, uc := range h.users {
+		n += len(uc.conns)
+	}
+	return n
+}

@@ -1,0 +1,283 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/proto"
+)
+
+// decodeBody reads a JSON object body into v: 400 for malformed JSON, 413
+// over the body limit. Unknown fields are ignored.
+func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("%w: request body over %d bytes", chat.ErrTooLarge, g.cfg.MaxBodyBytes)
+		}
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: request body is empty; a JSON object is required", chat.ErrBadRequest)
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return fmt.Errorf("%w: field %q must be of type %s", chat.ErrBadRequest, te.Field, te.Type)
+		}
+		return fmt.Errorf("%w: body is not a valid JSON object", chat.ErrBadRequest)
+	}
+	return nil
+}
+
+func (g *Gateway) register(w http.ResponseWriter, r *http.Request) {
+	var req proto.RegisterRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	u, err := g.svc.Register(r.Context(), req.Username, req.Password, req.DisplayName)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, wireUser(u))
+}
+
+func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
+	var req proto.LoginRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	res, err := g.svc.Login(r.Context(), req.Username, req.Password, req.DeviceName, req.DeviceID)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, proto.LoginResponse{Token: res.Token, UserID: res.Session.UserID, DeviceID: res.Session.DeviceID, ExpiresAt: res.Session.ExpiresAt})
+}
+
+func (g *Gateway) logout(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	if err := g.svc.Logout(r.Context(), sess); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (g *Gateway) me(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	u, devs, err := g.svc.Me(r.Context(), sess)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	out := proto.Me{User: wireUser(u), Devices: make([]proto.Device, len(devs))}
+	for i, d := range devs {
+		out.Devices[i] = proto.Device{DeviceID: d.ID, DeviceName: d.Name, LastSeen: d.LastSeen, Current: d.ID == sess.DeviceID}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (g *Gateway) revokeDevice(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	if err := g.svc.RevokeDevice(r.Context(), sess, r.PathValue("device_id")); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (g *Gateway) user(w http.ResponseWriter, r *http.Request, _ chat.Session) {
+	u, err := g.svc.User(r.Context(), r.PathValue("user_id"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wireUser(u))
+}
+
+func (g *Gateway) findUsers(w http.ResponseWriter, r *http.Request, _ chat.Session) {
+	name := r.URL.Query().Get("username")
+	if name == "" {
+		g.writeError(w, r, fmt.Errorf("%w: query parameter username is required", chat.ErrBadRequest))
+		return
+	}
+	users := []proto.User{}
+	u, err := g.svc.UserByUsername(r.Context(), name)
+	switch {
+	case err == nil:
+		users = append(users, wireUser(u))
+	case !errors.Is(err, chat.ErrNotFound):
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": users})
+}
+
+func (g *Gateway) createConversation(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	var req proto.CreateConversationRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	switch req.Type {
+	case chat.TypeDirect:
+	case "":
+		g.writeError(w, r, fmt.Errorf("%w: type is required", chat.ErrBadRequest))
+		return
+	case chat.TypeGroup:
+		g.writeError(w, r, fmt.Errorf("%w: create groups with POST /api/v1/groups", chat.ErrInvalid))
+		return
+	default:
+		g.writeError(w, r, fmt.Errorf("%w: unknown conversation type %q", chat.ErrBadRequest, req.Type))
+		return
+	}
+	conv, created, err := g.svc.OpenDirect(r.Context(), sess, req.UserID)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, wireConversation(&conv))
+}
+
+func (g *Gateway) listConversations(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	convs, err := g.svc.Conversations(r.Context(), sess)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	out := make([]proto.Conversation, len(convs))
+	for i := range convs {
+		out[i] = wireConversation(&convs[i])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
+}
+
+func (g *Gateway) getConversation(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	conv, err := g.svc.Conversation(r.Context(), sess, r.PathValue("id"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wireConversation(&conv))
+}
+
+// parsePage reads before=, after= and limit= of a history query. empty is
+// true for before=0: nothing lies before seq 1.
+func parsePage(r *http.Request) (p chat.Page, empty bool, err error) {
+	q := r.URL.Query()
+	num := func(name string, min int64) (int64, bool, error) {
+		s := q.Get(name)
+		if s == "" {
+			return 0, false, nil
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < min {
+			return 0, false, fmt.Errorf("%w: %s must be an integer >= %d", chat.ErrBadRequest, name, min)
+		}
+		return n, true, nil
+	}
+	before, hasBefore, err := num("before", 0)
+	if err != nil {
+		return p, false, err
+	}
+	after, hasAfter, err := num("after", 0)
+	if err != nil {
+		return p, false, err
+	}
+	limit, _, err := num("limit", 1)
+	if err != nil {
+		return p, false, err
+	}
+	if hasBefore && hasAfter {
+		return p, false, fmt.Errorf("%w: use before or after, not both", chat.ErrBadRequest)
+	}
+	p.Limit = int(min(limit, chat.MaxPageLimit))
+	p.Before = before
+	if hasAfter {
+		p.After, p.Forward = after, true
+	}
+	return p, hasBefore && before == 0, nil
+}
+
+func (g *Gateway) messages(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	p, empty, err := parsePage(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	var msgs []chat.Message
+	hasMore := false
+	if empty {
+		err = g.svc.CheckMember(r.Context(), sess, r.PathValue("id"))
+	} else {
+		msgs, hasMore, err = g.svc.History(r.Context(), sess, r.PathValue("id"), p)
+	}
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, proto.MessagePage{Messages: wireMessages(msgs), HasMore: hasMore})
+}
+
+func (g *Gateway) createGroup(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	var req proto.CreateGroupRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	conv, err := g.svc.CreateGroup(r.Context(), sess, req.Name, req.Members)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, wireConversation(&conv))
+}
+
+func (g *Gateway) addMembers(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	var req proto.AddMembersRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	conv, err := g.svc.AddMembers(r.Context(), sess, r.PathValue("id"), req.UserIDs)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wireConversation(&conv))
+}
+
+func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	if err := g.svc.RemoveMember(r.Context(), sess, r.PathValue("id"), r.PathValue("user_id")); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (g *Gateway) renameGroup(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	var req proto.RenameGroupRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if req.Name == nil {
+		g.writeError(w, r, fmt.Errorf("%w: name is required", chat.ErrBadRequest))
+		return
+	}
+	conv, err := g.svc.RenameGroup(r.Context(), sess, r.PathValue("id"), *req.Name)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wireConversation(&conv))
+}

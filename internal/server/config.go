@@ -1,0 +1,108 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/gateway"
+)
+
+// Config is every setting of parleyd. Flags and PARLEY_* environment
+// variables fill it (cmd/parleyd); tests build it directly.
+type Config struct {
+	Addr    string // listen address
+	DataDir string // embedded store and media live here
+
+	LogLevel  string // debug, info, warn, error
+	LogFormat string // text or json
+
+	HeartbeatInterval time.Duration
+	PresenceGrace     time.Duration
+	MaxGroupMembers   int
+	MessageRate       int // messages per minute per user; 0 = unlimited
+	TokenTTL          time.Duration
+	BcryptCost        int
+	GroupCommit       bool // batch concurrent sends into one transaction
+	MaxBatch          int  // most messages per group commit
+	SendQueueLimit    int  // frames queued per socket before it is closed as slow
+	MaxFrameBytes     int64
+	AllowedOrigins    []string
+	ShutdownTimeout   time.Duration
+}
+
+// DefaultConfig returns the defaults documented in --help.
+func DefaultConfig() Config {
+	cd, gd := chat.DefaultConfig(), gateway.DefaultConfig()
+	return Config{
+		Addr:              ":8080",
+		DataDir:           "./data",
+		LogLevel:          "info",
+		LogFormat:         "text",
+		HeartbeatInterval: gd.HeartbeatInterval,
+		PresenceGrace:     gd.PresenceGrace,
+		MaxGroupMembers:   cd.MaxGroupMembers,
+		MessageRate:       100,
+		TokenTTL:          cd.TokenTTL,
+		BcryptCost:        10,
+		GroupCommit:       true,
+		MaxBatch:          cd.MaxBatch,
+		SendQueueLimit:    gd.SendQueueLimit,
+		MaxFrameBytes:     gd.MaxFrameBytes,
+		ShutdownTimeout:   10 * time.Second,
+	}
+}
+
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Addr == "" {
+		bad("--addr must not be empty")
+	}
+	if c.DataDir == "" {
+		bad("--data-dir must not be empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("--log-level must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	if c.HeartbeatInterval < 100*time.Millisecond {
+		bad("--heartbeat-interval must be at least 100ms, not %s", c.HeartbeatInterval)
+	}
+	if c.PresenceGrace < 0 || c.PresenceGrace > 5*time.Second {
+		bad("--presence-grace must be between 0 and 5s (the protocol allows 5 s of batching), not %s", c.PresenceGrace)
+	}
+	if c.MaxGroupMembers < 2 {
+		bad("--max-group-members must be at least 2, not %d", c.MaxGroupMembers)
+	}
+	if c.MessageRate < 0 {
+		bad("--message-rate must not be negative (0 means unlimited)")
+	}
+	if c.TokenTTL < time.Minute {
+		bad("--token-ttl must be at least 1m, not %s", c.TokenTTL)
+	}
+	if c.BcryptCost < 4 || c.BcryptCost > 31 {
+		bad("--bcrypt-cost must be between 4 and 31, not %d", c.BcryptCost)
+	}
+	if c.MaxBatch < 1 {
+		bad("--max-batch must be at least 1, not %d", c.MaxBatch)
+	}
+	if c.SendQueueLimit < 16 {
+		bad("--send-queue must be at least 16, not %d", c.SendQueueLimit)
+	}
+	if c.MaxFrameBytes < 128<<10 {
+		bad("--max-frame-bytes must be at least 131072 (a 64 KiB message plus JSON), not %d", c.MaxFrameBytes)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("--shutdown-timeout must be positive")
+	}
+	return errors.Join(errs...)
+}

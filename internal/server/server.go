@@ -1,0 +1,189 @@
+// Package server wires Parley together: it opens the store and the bus named
+// by the configuration, builds the chat service and the gateway, serves the
+// API, the web client, health, readiness and metrics on one listener, and
+// shuts all of it down gracefully.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parley-chat/parley/internal/bus/local"
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/gateway"
+	"github.com/parley-chat/parley/internal/metrics"
+	"github.com/parley-chat/parley/internal/security"
+	"github.com/parley-chat/parley/internal/store/sqlite"
+	"github.com/parley-chat/parley/web"
+)
+
+// Server is one parleyd node.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	store   chat.Store
+	bus     chat.Bus
+	svc     *chat.Service
+	gw      *gateway.Gateway
+	http    *http.Server
+	handler http.Handler
+}
+
+// New opens the backends and builds the node. Close it with Shutdown.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	dbPath := filepath.Join(cfg.DataDir, "parley.db")
+	store, err := sqlite.Open(ctx, dbPath, sqlite.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("opening the store at %s: %w", dbPath, err)
+	}
+	bus := local.New()
+
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	deps := chat.Deps{Store: store, Bus: bus, Hasher: security.NewBcrypt(cfg.BcryptCost), Metrics: m, Logger: log}
+	if lim := security.NewKeyedLimiter(cfg.MessageRate, time.Minute, nil); lim != nil {
+		deps.MessageRate = lim
+	}
+	cc := chat.DefaultConfig()
+	cc.MaxGroupMembers = cfg.MaxGroupMembers
+	cc.TokenTTL = cfg.TokenTTL
+	cc.MaxBatch = cfg.MaxBatch
+	if !cfg.GroupCommit {
+		cc.MaxBatch = 1
+	}
+	svc := chat.NewService(cc, deps)
+
+	gc := gateway.DefaultConfig()
+	gc.HeartbeatInterval = cfg.HeartbeatInterval
+	gc.PresenceGrace = cfg.PresenceGrace
+	gc.SendQueueLimit = cfg.SendQueueLimit
+	gc.MaxFrameBytes = cfg.MaxFrameBytes
+	gc.AllowedOrigins = cfg.AllowedOrigins
+	gw := gateway.New(gc, svc, m, log)
+
+	s := &Server{cfg: cfg, log: log, store: store, bus: bus, svc: svc, gw: gw}
+	mux := http.NewServeMux()
+	gw.Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/", web.Handler())
+	s.handler = countStatus(mux, m)
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Handler is the node's whole HTTP surface.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Service exposes the chat service (tests and tools).
+func (s *Server) Service() *chat.Service { return s.svc }
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.svc.Ready(ctx); err != nil {
+		s.log.Warn("not ready", "err", err)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Run listens on the configured address and serves until ctx ends, then
+// shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.cfg.Addr, err)
+	}
+	s.log.Info("parleyd serving", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "store", "sqlite", "bus", "in-process")
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	return s.Shutdown(sctx)
+}
+
+// Shutdown stops accepting connections, closes every socket with "going
+// away" so clients reconnect elsewhere, finishes the queued commits, and
+// closes the store (checkpointing it).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.log.Info("shutting down", "sockets", s.gw.Connections())
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.http.Shutdown(ctx) }()
+	gerr := s.gw.CloseAll(ctx)
+	herr := <-httpDone
+	s.svc.Close()
+	berr := s.bus.Close()
+	serr := s.store.Close()
+	s.log.Info("shut down")
+	return errors.Join(gerr, herr, berr, serr)
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController (and the WebSocket upgrade) reach the
+// underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func countStatus(next http.Handler, m *metrics.Metrics) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/ws" {
+			next.ServeHTTP(w, r) // the upgrade hijacks the connection
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		m.HTTPRequests.WithLabelValues(fmt.Sprint(rec.status)).Inc()
+	})
+}
