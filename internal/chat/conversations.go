@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"unicode/utf8"
 )
@@ -143,7 +144,9 @@ func (s *Service) AddMembers(ctx context.Context, sess Session, groupID string, 
 	ms := s.now().UnixMilli()
 	members := make([]Member, len(ids))
 	for i, id := range ids {
-		members[i] = Member{UserID: id, Role: RoleMember, JoinedAt: ms}
+		// A new member starts with everything before it joined read: the
+		// store caps watermarks at the conversation's last seq.
+		members[i] = Member{UserID: id, Role: RoleMember, JoinedAt: ms, DeliveredSeq: math.MaxInt64, ReadSeq: math.MaxInt64}
 	}
 	if err := s.store.AddMembers(ctx, groupID, members, s.cfg.MaxGroupMembers, ms); err != nil {
 		if errors.Is(err, ErrInvalid) {

@@ -12,10 +12,13 @@ const (
 )
 
 type receiptReq struct {
-	w          Watermark
-	status     string
-	device     string
-	recipients []string
+	w      Watermark
+	status string
+	// alsoDelivered: a delivered receipt beyond the read one was merged into
+	// this read receipt, so both are announced.
+	alsoDelivered bool
+	device        string
+	recipients    []string
 }
 
 // MarkStatus moves the caller's delivered or read watermark of a conversation
@@ -79,6 +82,7 @@ func (s *Service) receiptLoop() {
 					if old.status == StatusRead {
 						r.status = StatusRead
 					}
+					r.alsoDelivered = r.status == StatusRead && r.w.DeliveredSeq > r.w.ReadSeq
 				}
 				pending[k] = r
 			default:
@@ -112,14 +116,14 @@ func (s *Service) publishStatus(ctx context.Context, r receiptReq, w Watermark, 
 		}}
 		s.publishTo(ctx, r.recipients, ev)
 	}
-	if r.status == StatusRead {
-		send(StatusRead, w.ReadSeq)
-		if w.DeliveredSeq > w.ReadSeq {
-			send(StatusDelivered, w.DeliveredSeq)
-		}
+	if r.status != StatusRead {
+		send(StatusDelivered, w.DeliveredSeq)
 		return
 	}
-	send(StatusDelivered, w.DeliveredSeq)
+	send(StatusRead, w.ReadSeq) // read implies delivered up to the same seq
+	if r.alsoDelivered {
+		send(StatusDelivered, w.DeliveredSeq)
+	}
 }
 
 // Typing forwards a typing state to the conversation's online members. It is

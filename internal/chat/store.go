@@ -56,7 +56,8 @@ type Store interface {
 	// conversation does not exist, ErrForbidden if userID is not a member.
 	Member(ctx context.Context, conversationID, userID string) (Member, error)
 	// AddMembers adds members (skipping existing ones) unless the conversation
-	// would then have more than maxMembers members (ErrInvalid). It sets
+	// would then have more than maxMembers members (ErrInvalid). Their
+	// watermarks are capped at the conversation's last seq. It sets
 	// updated_at to now.
 	AddMembers(ctx context.Context, conversationID string, members []Member, maxMembers int, now int64) error
 	// RemoveMember removes a member (ErrNotFound if not a member). If the last

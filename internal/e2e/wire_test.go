@@ -267,3 +267,8 @@ func (s *sock) closeStatus(timeout time.Duration) websocket.StatusCode {
 func sendText(conv, clientID, text string) map[string]any {
 	return map[string]any{"type": "send_message", "message_id": clientID, "conversation_id": conv, "content": text}
 }
+
+func jsonBody(v any) io.Reader {
+	raw, _ := json.Marshal(v)
+	return bytes.NewReader(raw)
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/metrics"
+	"github.com/parley-chat/parley/internal/security"
 )
 
 // Config tunes the gateway.
@@ -28,6 +29,11 @@ type Config struct {
 	SendQueueLimit    int           // frames queued per socket before it is closed as slow (1024)
 	MaxInflightSends  int           // sends per socket waiting for their commit (256)
 	PresenceGrace     time.Duration // how long a user stays online after its last socket closed (1 s)
+	PresenceWindow    time.Duration // at most one presence change per user per window (2 s)
+	MaxSocketsPerUser int           // open sockets per user on this node (32)
+	TypingRate        int           // typing and presence_subscribe frames per second per socket (10, burst 20); 0: unlimited
+	LoginFailuresUser int           // failed logins per username per 10 minutes before 429 (10); 0: unlimited
+	LoginFailuresIP   int           // failed logins per client address per minute before 429 (50); 0: unlimited
 	AllowedOrigins    []string      // extra Origin host patterns for the WebSocket; same origin always passes
 }
 
@@ -40,6 +46,11 @@ func DefaultConfig() Config {
 		SendQueueLimit:    1024,
 		MaxInflightSends:  256,
 		PresenceGrace:     time.Second,
+		PresenceWindow:    2 * time.Second,
+		MaxSocketsPerUser: 32,
+		TypingRate:        10,
+		LoginFailuresUser: 10,
+		LoginFailuresIP:   50,
 	}
 }
 
@@ -52,11 +63,17 @@ type Gateway struct {
 	metrics *metrics.Metrics
 	hub     *hub
 	sockets sync.WaitGroup // socket handlers still running
+
+	failedByUser *security.KeyedLimiter // nil: unlimited
+	failedByIP   *security.KeyedLimiter
 }
 
 // New returns a gateway for svc.
 func New(cfg Config, svc *chat.Service, m *metrics.Metrics, log *slog.Logger) *Gateway {
-	g := &Gateway{cfg: cfg, svc: svc, bus: svc.Bus(), log: log, metrics: m}
+	g := &Gateway{cfg: cfg, svc: svc, bus: svc.Bus(), log: log, metrics: m,
+		failedByUser: security.NewKeyedLimiter(cfg.LoginFailuresUser, 10*time.Minute, nil),
+		failedByIP:   security.NewKeyedLimiter(cfg.LoginFailuresIP, time.Minute, nil),
+	}
 	g.hub = newHub(g)
 	return g
 }

@@ -20,14 +20,20 @@ type hub struct {
 	mu       sync.RWMutex
 	users    map[string]*userConns
 	watchers map[string]*watchers
+	recent   map[string]time.Time // last presence announcement of users gone offline
 	closed   bool
 }
 
 type userConns struct {
-	conns   map[*conn]struct{}
-	unsub   func()
-	online  bool        // announced online
-	offline *time.Timer // pending offline announcement
+	conns map[*conn]struct{}
+	unsub func()
+	// Presence: what subscribers were last told, when, and a pending
+	// re-evaluation. Changes are batched: at most one announcement per
+	// PresenceWindow, and offline only after PresenceGrace.
+	online    bool
+	announced time.Time
+	left      int64 // when the last socket closed (ms)
+	timer     *time.Timer
 }
 
 type watchers struct {
@@ -35,10 +41,26 @@ type watchers struct {
 	unsub func()
 }
 
-var errHubClosed = errors.New("server is shutting down")
+var (
+	errHubClosed      = errors.New("server is shutting down")
+	errTooManySockets = errors.New("too many open sockets for this user")
+)
 
 func newHub(g *Gateway) *hub {
 	return &hub{g: g, users: make(map[string]*userConns), watchers: make(map[string]*watchers)}
+}
+
+// admit says whether the user may open one more socket here.
+func (h *hub) admit(uid string) error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return errHubClosed
+	}
+	if uc := h.users[uid]; uc != nil && len(uc.conns) >= h.g.cfg.MaxSocketsPerUser {
+		return errTooManySockets
+	}
+	return nil
 }
 
 // register adds a socket; the user goes online if it was not.
@@ -56,58 +78,105 @@ func (h *hub) register(c *conn) error {
 			h.mu.Unlock()
 			return err
 		}
-		uc = &userConns{conns: make(map[*conn]struct{}, 1), unsub: unsub}
+		uc = &userConns{conns: make(map[*conn]struct{}, 1), unsub: unsub, announced: h.recent[uid]}
 		h.users[uid] = uc
 	}
 	uc.conns[c] = struct{}{}
 	h.g.sockets.Add(1) // under the lock, so never after closeAll began waiting
-	if uc.offline != nil {
-		uc.offline.Stop() // back before the grace ran out: no flap
-		uc.offline = nil
-	}
-	announce := !uc.online
-	uc.online = true
+	announce := h.settle(uid, uc)
 	h.mu.Unlock()
-	if announce {
-		h.publishPresence(&chat.PresenceChange{UserID: uid, Online: true})
-	}
+	announce()
 	return nil
 }
 
-// unregister removes a socket; when the user's last socket is gone for the
+// unregister removes a socket; once the user's last socket is gone for the
 // presence grace period, the user goes offline with last_seen.
 func (h *hub) unregister(c *conn) {
 	h.unwatchAll(c)
 	uid := c.sess.UserID
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	uc := h.users[uid]
 	if uc == nil {
-		return
-	}
-	delete(uc.conns, c)
-	if len(uc.conns) > 0 || uc.offline != nil {
-		return
-	}
-	left := time.Now().UnixMilli()
-	uc.offline = time.AfterFunc(h.g.cfg.PresenceGrace, func() { h.goOffline(uid, uc, left) })
-}
-
-func (h *hub) goOffline(uid string, uc *userConns, left int64) {
-	h.mu.Lock()
-	if h.users[uid] != uc || len(uc.conns) > 0 {
 		h.mu.Unlock()
 		return
 	}
+	delete(uc.conns, c)
+	if len(uc.conns) == 0 {
+		uc.left = time.Now().UnixMilli()
+	}
+	announce := h.settle(uid, uc)
+	h.mu.Unlock()
+	announce()
+}
+
+// settle compares the user's presence with what was announced and either
+// returns the announcement to make now (after unlocking) or schedules a
+// re-evaluation. Called with h.mu held.
+func (h *hub) settle(uid string, uc *userConns) (announce func()) {
+	nothing := func() {}
+	online := len(uc.conns) > 0
+	if online == uc.online {
+		if uc.timer != nil {
+			uc.timer.Stop() // back before the change was announced: no flap
+			uc.timer = nil
+		}
+		if !online && len(uc.conns) == 0 && h.users[uid] == uc {
+			h.forget(uid, uc)
+		}
+		return nothing
+	}
+	if uc.timer != nil {
+		return nothing // a re-evaluation is pending
+	}
+	delay := time.Until(uc.announced.Add(h.g.cfg.PresenceWindow))
+	if !online {
+		delay = max(delay, time.Until(time.UnixMilli(uc.left).Add(h.g.cfg.PresenceGrace)))
+	}
+	if delay > 0 {
+		uc.timer = time.AfterFunc(delay, func() {
+			h.mu.Lock()
+			uc.timer = nil
+			announce := h.settle(uid, uc)
+			h.mu.Unlock()
+			announce()
+		})
+		return nothing
+	}
+	uc.online, uc.announced = online, time.Now()
+	change := &chat.PresenceChange{UserID: uid, Online: online, LastSeen: uc.left}
+	if online {
+		change.LastSeen = time.Now().UnixMilli()
+		return func() { h.publishPresence(change) }
+	}
+	h.forget(uid, uc)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.g.svc.UserGone(ctx, uid, change.LastSeen); err != nil {
+			h.g.log.Warn("recording last_seen", "user", uid, "err", err)
+		}
+		h.publishPresence(change)
+	}
+}
+
+// forget drops an offline user's entry and bus subscription. The moment of
+// the last announcement is kept in recent, so a user reconnecting at once is
+// still batched. Called with h.mu held.
+func (h *hub) forget(uid string, uc *userConns) {
 	delete(h.users, uid)
 	uc.unsub()
-	h.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.g.svc.UserGone(ctx, uid, left); err != nil {
-		h.g.log.Warn("recording last_seen", "user", uid, "err", err)
+	if h.recent == nil {
+		h.recent = make(map[string]time.Time)
 	}
-	h.publishPresence(&chat.PresenceChange{UserID: uid, Online: false, LastSeen: left})
+	now := time.Now()
+	h.recent[uid] = uc.announced
+	if len(h.recent) > 1024 {
+		for k, at := range h.recent {
+			if now.Sub(at) > h.g.cfg.PresenceWindow {
+				delete(h.recent, k)
+			}
+		}
+	}
 }
 
 func (h *hub) publishPresence(p *chat.PresenceChange) {

@@ -3,12 +3,14 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/proto"
@@ -41,7 +43,20 @@ type conn struct {
 
 	watchMu sync.Mutex
 	watched map[string]bool // presence subscriptions
+
+	// Read-loop state: throttles for ephemeral frames.
+	ephemeral *rate.Limiter          // typing and presence_subscribe frames; nil until first used
+	typing    map[string]typingState // last typing state forwarded, by conversation
 }
+
+type typingState struct {
+	state string
+	at    time.Time
+}
+
+// typingRefresh is how often a repeated "typing" is forwarded; clients expire
+// a typing state after 5 s without one.
+const typingRefresh = time.Second
 
 // closeMarker queued after a final frame tells the writer to close the socket.
 var closeMarker = []byte(nil)
@@ -53,6 +68,15 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, err := g.svc.Authenticate(r.Context(), token)
 	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if err := g.hub.admit(sess.UserID); err != nil {
+		if errors.Is(err, errTooManySockets) {
+			err = &chat.RateLimitError{RetryAfter: 5 * time.Second}
+		} else {
+			err = fmt.Errorf("%w: %v", chat.ErrUnavailable, err)
+		}
 		g.writeError(w, r, err)
 		return
 	}
@@ -229,18 +253,51 @@ func (c *conn) handle(data []byte) {
 			c.replyError(err, in.MessageID)
 		}
 	case proto.TypeTyping:
+		if !c.allowEphemeral(in) {
+			return
+		}
+		last := c.typing[in.ConversationID]
+		if last.state == in.State && time.Since(last.at) < typingRefresh {
+			return // a repeat within the refresh period changes nothing for anyone
+		}
 		if err := c.g.svc.Typing(c.ctx, c.sess, in.ConversationID, in.State); err != nil {
 			c.replyError(err, in.MessageID)
+			return
 		}
+		if c.typing == nil {
+			c.typing = make(map[string]typingState)
+		}
+		c.typing[in.ConversationID] = typingState{in.State, time.Now()}
 	case proto.TypeSync:
 		c.handleSync(in)
 	case proto.TypePresenceSubscribe:
+		if !c.allowEphemeral(in) {
+			return
+		}
 		for _, frame := range c.g.hub.watch(c, in.UserIDs) {
 			c.reply(frame)
 		}
 	case proto.TypePing:
 		c.reply(pongFrame)
 	}
+}
+
+// allowEphemeral rate-limits typing and presence frames per socket,
+// answering 429 past the limit.
+func (c *conn) allowEphemeral(in *proto.Inbound) bool {
+	if c.g.cfg.TypingRate <= 0 {
+		return true
+	}
+	if c.ephemeral == nil {
+		c.ephemeral = rate.NewLimiter(rate.Limit(c.g.cfg.TypingRate), 2*c.g.cfg.TypingRate)
+	}
+	r := c.ephemeral.Reserve()
+	if d := r.Delay(); d > 0 {
+		r.Cancel()
+		c.replyError(&chat.RateLimitError{RetryAfter: d}, in.MessageID)
+		return false
+	}
+	return true
 }
 
 var pongFrame = proto.Encode(proto.Pong{Type: proto.TypePong})

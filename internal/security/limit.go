@@ -75,3 +75,20 @@ func (l *KeyedLimiter) sweep(now time.Time) {
 		}
 	}
 }
+
+// Blocked reports, without taking a token, whether key's bucket is empty and
+// for how long it stays so.
+func (l *KeyedLimiter) Blocked(key string) (bool, time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return false, 0
+	}
+	tokens := b.lim.TokensAt(now)
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second))
+}

@@ -39,3 +39,22 @@ func TestKeyedLimiter(t *testing.T) {
 		t.Fatal("zero rate should mean no limiter")
 	}
 }
+
+func TestKeyedLimiterBlocked(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewKeyedLimiter(3, time.Minute, func() time.Time { return now })
+	for i := 0; i < 3; i++ {
+		if blocked, _ := l.Blocked("ip"); blocked {
+			t.Fatalf("blocked after %d failures", i)
+		}
+		l.Allow("ip")
+	}
+	blocked, wait := l.Blocked("ip")
+	if !blocked || wait <= 0 || wait > 20*time.Second {
+		t.Fatalf("after 3 failures: blocked=%v wait=%v", blocked, wait)
+	}
+	now = now.Add(21 * time.Second)
+	if blocked, _ := l.Blocked("ip"); blocked {
+		t.Fatal("still blocked after a token refilled")
+	}
+}

@@ -20,6 +20,11 @@ type Config struct {
 
 	HeartbeatInterval time.Duration
 	PresenceGrace     time.Duration
+	PresenceWindow    time.Duration
+	MaxSocketsPerUser int
+	TypingRate        int // typing/presence frames per second per socket
+	LoginFailuresUser int // failed logins per username per 10 minutes
+	LoginFailuresIP   int // failed logins per address per minute
 	MaxGroupMembers   int
 	MessageRate       int // messages per minute per user; 0 = unlimited
 	TokenTTL          time.Duration
@@ -42,6 +47,11 @@ func DefaultConfig() Config {
 		LogFormat:         "text",
 		HeartbeatInterval: gd.HeartbeatInterval,
 		PresenceGrace:     gd.PresenceGrace,
+		PresenceWindow:    gd.PresenceWindow,
+		MaxSocketsPerUser: gd.MaxSocketsPerUser,
+		TypingRate:        gd.TypingRate,
+		LoginFailuresUser: gd.LoginFailuresUser,
+		LoginFailuresIP:   gd.LoginFailuresIP,
 		MaxGroupMembers:   cd.MaxGroupMembers,
 		MessageRate:       100,
 		TokenTTL:          cd.TokenTTL,
@@ -79,6 +89,15 @@ func (c Config) Validate() error {
 	}
 	if c.PresenceGrace < 0 || c.PresenceGrace > 5*time.Second {
 		bad("--presence-grace must be between 0 and 5s (the protocol allows 5 s of batching), not %s", c.PresenceGrace)
+	}
+	if c.PresenceWindow < 0 || c.PresenceWindow > 5*time.Second {
+		bad("--presence-window must be between 0 and 5s, not %s", c.PresenceWindow)
+	}
+	if c.MaxSocketsPerUser < 1 {
+		bad("--max-sockets-per-user must be at least 1, not %d", c.MaxSocketsPerUser)
+	}
+	if c.TypingRate < 0 || c.LoginFailuresUser < 0 || c.LoginFailuresIP < 0 {
+		bad("--typing-rate, --login-failures-user and --login-failures-ip must not be negative (0 means unlimited)")
 	}
 	if c.MaxGroupMembers < 2 {
 		bad("--max-group-members must be at least 2, not %d", c.MaxGroupMembers)

@@ -72,6 +72,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	gc := gateway.DefaultConfig()
 	gc.HeartbeatInterval = cfg.HeartbeatInterval
 	gc.PresenceGrace = cfg.PresenceGrace
+	gc.PresenceWindow = cfg.PresenceWindow
+	gc.MaxSocketsPerUser = cfg.MaxSocketsPerUser
+	gc.TypingRate = cfg.TypingRate
+	gc.LoginFailuresUser = cfg.LoginFailuresUser
+	gc.LoginFailuresIP = cfg.LoginFailuresIP
 	gc.SendQueueLimit = cfg.SendQueueLimit
 	gc.MaxFrameBytes = cfg.MaxFrameBytes
 	gc.AllowedOrigins = cfg.AllowedOrigins
