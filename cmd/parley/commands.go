@@ -361,9 +361,13 @@ func runHistory(ctx context.Context, a *app, cmd *command, args []string) error 
 		slices.Reverse(msgs) // newest first on the wire
 	}
 	names := newNameCache(c, a.cfg)
+	conv, err := c.Conversation(ctx, convID)
+	if err != nil {
+		return err
+	}
 	for _, m := range msgs {
-		fmt.Fprintf(a.stdout, "#%-5d %s <%s> %s\n", m.Seq, m.Time().Local().Format(time.DateTime),
-			names.get(ctx, m.SenderID), renderContent(&m))
+		fmt.Fprintf(a.stdout, "#%-5d %s <%s> %s%s\n", m.Seq, m.Time().Local().Format(time.DateTime),
+			names.get(ctx, m.SenderID), renderContent(&m), ticks(&conv, &m, a.cfg.UserID))
 	}
 	if len(msgs) == 0 {
 		fmt.Fprintln(a.stderr, "(no messages)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -118,4 +119,38 @@ func fmtWhen(ms int64) string {
 // messages stay readable in a log of one-line entries.
 func indent(s, pad string) string {
 	return strings.ReplaceAll(s, "\n", "\n"+pad)
+}
+
+// ticks renders the state of one of the caller's own messages from the other
+// members' watermarks: "  ✓" sent, "  ✓✓" delivered to all, "  ✓✓ read" read
+// by all; in groups "read by N/M" while only some have read it. Messages of
+// others get nothing.
+func ticks(conv *client.Conversation, m *client.Message, me string) string {
+	if m.SenderID != me {
+		return ""
+	}
+	others, delivered, read := 0, 0, 0
+	for _, mem := range conv.Members {
+		if mem.UserID == me {
+			continue
+		}
+		others++
+		if mem.DeliveredSeq >= m.Seq {
+			delivered++
+		}
+		if mem.ReadSeq >= m.Seq {
+			read++
+		}
+	}
+	switch {
+	case others == 0:
+		return "  ✓"
+	case read == others:
+		return "  ✓✓ read"
+	case read > 0:
+		return fmt.Sprintf("  ✓✓ read by %d/%d", read, others)
+	case delivered == others:
+		return "  ✓✓"
+	}
+	return "  ✓"
 }

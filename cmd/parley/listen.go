@@ -17,7 +17,7 @@ var listenCmd = &command{
 	help: `Connects and prints what happens, until Ctrl-C:
 
   [15:04:05] 9ZK2M4QX <alice> hello             a message (conversation id suffix, sender)
-  [15:04:06] 9ZK2M4QX * bob read up to #12      a receipt
+  [15:04:06] 9ZK2M4QX * bob read up to #12 (✓✓ read)  a receipt
   [15:04:07] 9ZK2M4QX * bob is typing           typing
   [15:04:08] * bob is online                    presence of the people you talk to
 
@@ -27,7 +27,8 @@ only messages that arrive from now on are printed; with --resume, listen
 first prints what arrived since the last 'parley listen' ended.
 
 The server is told that the messages printed were delivered to this device
-(disable with --delivered=false). The conversation ids in the output can be
+(disable with --delivered=false); with --read they are also marked read, so
+the sender's ticks go from ✓ (sent) to ✓✓ (delivered) to read. The conversation ids in the output can be
 given to 'parley send' and 'parley history' as they are.`,
 	run: runListen,
 }
@@ -37,6 +38,7 @@ func runListen(ctx context.Context, a *app, cmd *command, args []string) error {
 	resume := fs.Bool("resume", false, "first print the messages that arrived since the last listen")
 	presence := fs.Bool("presence", true, "print when the people you talk to go online or offline")
 	delivered := fs.Bool("delivered", true, "send delivered receipts for the messages printed")
+	read := fs.Bool("read", false, "also mark the messages printed as read (a terminal you watch is a chat you read)")
 	args, err := a.parse(fs, args, -1)
 	if err != nil {
 		return err
@@ -80,6 +82,9 @@ func runListen(ctx context.Context, a *app, cmd *command, args []string) error {
 	p := &printer{w: a.stdout, errw: a.stderr, names: names, now: time.Now}
 	for ev := range c.Events() {
 		p.print(ctx, ev)
+		if *read && ev.Kind == client.EventMessage && ev.Message.SenderID != a.cfg.UserID {
+			go func(m *client.Message) { _ = c.MarkRead(ctx, m.ConversationID, m.Seq) }(ev.Message)
+		}
 		if *presence && ev.Kind == client.EventConversationUpdated {
 			if ids := otherMembers([]client.Conversation{ev.Update.Conversation}, a.cfg.UserID); len(ids) > 0 {
 				_ = c.SubscribePresence(ctx, ids...)
@@ -152,12 +157,12 @@ func (p *printer) print(ctx context.Context, ev client.Event) {
 		fmt.Fprintf(p.w, "%s%s\n", prefix, indent(line, "    "))
 	case client.EventStatus:
 		s := ev.Status
-		verb := "received"
+		verb, mark := "received", "✓✓"
 		if s.Status == client.StatusRead {
-			verb = "read"
+			verb, mark = "read", "✓✓ read"
 		}
-		fmt.Fprintf(p.w, "%s %s * %s %s up to #%d\n", p.stamp(s.Timestamp), shortID(s.ConversationID),
-			p.names.get(ctx, s.UserID), verb, s.Seq)
+		fmt.Fprintf(p.w, "%s %s * %s %s up to #%d (%s)\n", p.stamp(s.Timestamp), shortID(s.ConversationID),
+			p.names.get(ctx, s.UserID), verb, s.Seq, mark)
 	case client.EventTyping:
 		t := ev.Typing
 		what := "stopped typing"

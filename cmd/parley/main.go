@@ -108,12 +108,13 @@ func (a *app) main(ctx context.Context, args []string) int {
 	top := flag.NewFlagSet("parley", flag.ContinueOnError)
 	top.SetOutput(a.stderr)
 	a.globalFlags(top)
-	top.Usage = func() { a.printUsage(a.stderr) }
+	top.Usage = func() {} // printed below, once, to the right stream
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			a.printUsage(a.stdout)
 			return 0
 		}
+		a.printUsage(a.stderr)
 		return 2
 	}
 	rest := top.Args()

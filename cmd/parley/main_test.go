@@ -321,7 +321,7 @@ func TestFormatting(t *testing.T) {
 	p.print(ctx, client.Event{Kind: client.EventTyping, Typing: &client.TypingUpdate{ConversationID: "01HCONVERSATIONABCDEFGH", UserID: "u2", State: "typing"}})
 	p.print(ctx, client.Event{Kind: client.EventPresence, Presence: &client.Presence{UserID: "u2", Status: "online"}})
 	want := "[10:11:12] ABCDEFGH <alice> hello\n    world\n" +
-		"[10:11:12] ABCDEFGH * bob read up to #12\n" +
+		"[10:11:12] ABCDEFGH * bob read up to #12 (✓✓ read)\n" +
 		"[03:04:05] ABCDEFGH * bob is typing\n" +
 		"[03:04:05] * bob is online\n"
 	if buf.String() != want {
