@@ -135,6 +135,7 @@ func (s *Service) Logout(ctx context.Context, sess Session) error {
 	if err := s.store.DeleteSession(ctx, sess.TokenHash); err != nil {
 		return err
 	}
+	s.forgetDeviceKeys(ctx, sess.DeviceID)
 	s.publishTo(ctx, []string{sess.UserID}, &Event{Kind: EventRevoke, Revoke: &Revoke{DeviceID: sess.DeviceID, TokenHash: sess.TokenHash}})
 	return nil
 }
@@ -152,6 +153,7 @@ func (s *Service) RevokeDevice(ctx context.Context, sess Session, deviceID strin
 	if err := s.store.DeleteDeviceSessions(ctx, deviceID); err != nil {
 		return err
 	}
+	s.forgetDeviceKeys(ctx, deviceID)
 	s.publishTo(ctx, []string{sess.UserID}, &Event{Kind: EventRevoke, Revoke: &Revoke{DeviceID: deviceID}})
 	return nil
 }

@@ -57,6 +57,11 @@ func (s *Service) Submit(ctx context.Context, sess Session, req SendRequest) (*P
 	if err := validateSend(&req); err != nil {
 		return nil, err
 	}
+	if req.ContentType == ContentE2EE {
+		if err := s.checkEnvelope(ctx, sess, &req); err != nil {
+			return nil, err
+		}
+	}
 	if s.rate != nil {
 		if ok, wait := s.rate.Allow(sess.UserID); !ok {
 			return nil, &RateLimitError{RetryAfter: wait}
@@ -114,6 +119,17 @@ func (s *Service) sendError(err error, convID string) error {
 	return err
 }
 
+// MaxEnvelopeBytes bounds a whole e2ee envelope (one ciphertext per device of
+// every member); each ciphertext is held to MaxContentBytes.
+const MaxEnvelopeBytes = 1 << 20
+
+func contentLimit(contentType string) int {
+	if contentType == ContentE2EE {
+		return MaxEnvelopeBytes
+	}
+	return MaxContentBytes
+}
+
 func validateSend(r *SendRequest) error {
 	if r.ClientID == "" {
 		return errf(ErrBadRequest, "message_id is required")
@@ -130,8 +146,8 @@ func validateSend(r *SendRequest) error {
 	if !ValidContentType(r.ContentType) {
 		return errf(ErrBadRequest, "unknown content_type %q", r.ContentType)
 	}
-	if len(r.Content) > MaxContentBytes {
-		return errf(ErrTooLarge, "content is %d bytes, over the limit of %d", len(r.Content), MaxContentBytes)
+	if limit := contentLimit(r.ContentType); len(r.Content) > limit {
+		return errf(ErrTooLarge, "content is %d bytes, over the limit of %d", len(r.Content), limit)
 	}
 	switch r.ContentType {
 	case ContentText, ContentE2EE:

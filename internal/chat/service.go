@@ -83,6 +83,7 @@ type Deps struct {
 type Service struct {
 	cfg     Config
 	store   Store
+	keys    KeyStore // nil when the store has no key directory
 	bus     Bus
 	hasher  Hasher
 	rate    Limiter
@@ -116,6 +117,7 @@ func NewService(cfg Config, d Deps) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.keys, _ = d.Store.(KeyStore)
 	if s.now == nil {
 		s.now = time.Now
 	}

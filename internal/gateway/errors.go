@@ -22,13 +22,17 @@ type problem struct {
 	Code       string
 	Message    string
 	RetryAfter time.Duration
+	Envelope   *chat.EnvelopeMismatchError // 409 for an e2ee envelope
 }
 
 // classify is the one mapping from domain errors to protocol status codes.
 func classify(err error) problem {
 	var rl *chat.RateLimitError
+	var env *chat.EnvelopeMismatchError
 	p := problem{Message: err.Error()}
 	switch {
+	case errors.As(err, &env):
+		p.Status, p.Code, p.Envelope = http.StatusConflict, "stale_devices", env
 	case errors.As(err, &rl):
 		p.Status, p.Code, p.RetryAfter = http.StatusTooManyRequests, "rate_limited", rl.RetryAfter
 	case errors.Is(err, proto.ErrUnknownType):
@@ -83,6 +87,10 @@ func errorFrame(p problem, ref string) []byte {
 	f := proto.Error{Type: proto.TypeError, Status: p.Status, Code: p.Code, Message: p.Message, Ref: ref}
 	if p.RetryAfter > 0 {
 		f.RetryAfter = max(1, p.RetryAfter.Milliseconds())
+	}
+	if p.Envelope != nil {
+		missing, extra := append([]string{}, p.Envelope.Missing...), append([]string{}, p.Envelope.Extra...)
+		f.MissingDevices, f.ExtraDevices = &missing, &extra
 	}
 	return proto.Encode(f)
 }

@@ -96,6 +96,9 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/groups/{id}/members", g.authed(g.addMembers))
 	mux.HandleFunc("DELETE /api/v1/groups/{id}/members/{user_id}", g.authed(g.removeMember))
 	mux.HandleFunc("PATCH /api/v1/groups/{id}", g.authed(g.renameGroup))
+	mux.HandleFunc("PUT /api/v1/keys", g.authed(g.putKeys))
+	mux.HandleFunc("GET /api/v1/keys/count", g.authed(g.keyCount))
+	mux.HandleFunc("GET /api/v1/keys/{user_id}", g.authed(g.claimKeys))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

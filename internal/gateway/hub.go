@@ -205,7 +205,11 @@ func (h *hub) deliver(uid string, ev *chat.Event) {
 			}
 			continue
 		}
-		if !c.q.push(ev.Encoded(encodeEvent)) {
+		frame := ev.Encoded(encodeEvent)
+		if perDevice(ev) {
+			frame = newMessageFrame(ev.Message, c.sess.DeviceID)
+		}
+		if !c.q.push(frame) {
 			go c.slow()
 			continue
 		}

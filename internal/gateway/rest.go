@@ -177,7 +177,7 @@ func (g *Gateway) createConversation(w http.ResponseWriter, r *http.Request, ses
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, wireConversation(&conv))
+	writeJSON(w, status, wireConversation(&conv, sess.DeviceID))
 }
 
 func (g *Gateway) listConversations(w http.ResponseWriter, r *http.Request, sess chat.Session) {
@@ -188,7 +188,7 @@ func (g *Gateway) listConversations(w http.ResponseWriter, r *http.Request, sess
 	}
 	out := make([]proto.Conversation, len(convs))
 	for i := range convs {
-		out[i] = wireConversation(&convs[i])
+		out[i] = wireConversation(&convs[i], sess.DeviceID)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
 }
@@ -199,7 +199,7 @@ func (g *Gateway) getConversation(w http.ResponseWriter, r *http.Request, sess c
 		g.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, wireConversation(&conv))
+	writeJSON(w, http.StatusOK, wireConversation(&conv, sess.DeviceID))
 }
 
 // parsePage reads before=, after= and limit= of a history query. empty is
@@ -257,7 +257,7 @@ func (g *Gateway) messages(w http.ResponseWriter, r *http.Request, sess chat.Ses
 		g.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, proto.MessagePage{Messages: wireMessages(msgs), HasMore: hasMore})
+	writeJSON(w, http.StatusOK, proto.MessagePage{Messages: wireMessages(msgs, sess.DeviceID), HasMore: hasMore})
 }
 
 func (g *Gateway) createGroup(w http.ResponseWriter, r *http.Request, sess chat.Session) {
@@ -271,7 +271,7 @@ func (g *Gateway) createGroup(w http.ResponseWriter, r *http.Request, sess chat.
 		g.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, wireConversation(&conv))
+	writeJSON(w, http.StatusCreated, wireConversation(&conv, sess.DeviceID))
 }
 
 func (g *Gateway) addMembers(w http.ResponseWriter, r *http.Request, sess chat.Session) {
@@ -285,7 +285,7 @@ func (g *Gateway) addMembers(w http.ResponseWriter, r *http.Request, sess chat.S
 		g.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, wireConversation(&conv))
+	writeJSON(w, http.StatusOK, wireConversation(&conv, sess.DeviceID))
 }
 
 func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, sess chat.Session) {
@@ -311,5 +311,5 @@ func (g *Gateway) renameGroup(w http.ResponseWriter, r *http.Request, sess chat.
 		g.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, wireConversation(&conv))
+	writeJSON(w, http.StatusOK, wireConversation(&conv, sess.DeviceID))
 }

@@ -355,7 +355,7 @@ func (c *conn) handleSync(in *proto.Inbound) {
 	defer c.q.release()
 	sent := 0
 	res, err := c.g.svc.Sync(c.ctx, c.sess, in.Cursors, in.Limit, func(m *chat.Message) error {
-		if !c.reply(proto.Encode(proto.NewMessage{Type: proto.TypeNewMessage, Message: wireMessage(m)})) {
+		if !c.reply(newMessageFrame(m, c.sess.DeviceID)) {
 			return context.Canceled
 		}
 		sent++

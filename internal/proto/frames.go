@@ -295,6 +295,9 @@ type Error struct {
 	Message    string `json:"message"`
 	Ref        string `json:"ref,omitempty"`
 	RetryAfter int64  `json:"retry_after,omitempty"`
+	// With status 409 for an e2ee envelope: the devices it must add or drop.
+	MissingDevices *[]string `json:"missing_devices,omitempty"`
+	ExtraDevices   *[]string `json:"extra_devices,omitempty"`
 }
 
 // Pong answers ping.

@@ -125,3 +125,33 @@ type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
+
+// KeysUpload is PUT /api/v1/keys. Keys are base64.
+type KeysUpload struct {
+	IdentityKey    *string       `json:"identity_key"`
+	SigningKey     *string       `json:"signing_key"`
+	SignedPrekey   *SignedPrekey `json:"signed_prekey"`
+	OneTimePrekeys []Prekey      `json:"one_time_prekeys"`
+}
+
+// SignedPrekey is an X25519 prekey with its Ed25519 signature.
+type SignedPrekey struct {
+	KeyID     int64  `json:"key_id"`
+	PublicKey string `json:"public_key"`
+	Signature string `json:"signature"`
+}
+
+// Prekey is a one-time X25519 prekey.
+type Prekey struct {
+	KeyID     int64  `json:"key_id"`
+	PublicKey string `json:"public_key"`
+}
+
+// KeyBundle is one device's keys in GET /api/v1/keys/{user_id}.
+type KeyBundle struct {
+	DeviceID      string       `json:"device_id"`
+	IdentityKey   string       `json:"identity_key"`
+	SigningKey    string       `json:"signing_key"`
+	SignedPrekey  SignedPrekey `json:"signed_prekey"`
+	OneTimePrekey *Prekey      `json:"one_time_prekey"`
+}

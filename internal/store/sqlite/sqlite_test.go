@@ -43,6 +43,13 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestKeyStoreConformance(t *testing.T) {
+	storetest.RunKeyStore(t, func(t *testing.T) chat.Store {
+		s, _ := openTemp(t, sqlite.Options{})
+		return s
+	})
+}
+
 func TestReopenKeepsData(t *testing.T) {
 	ctx := t.Context()
 	s, path := openTemp(t, sqlite.Options{})
