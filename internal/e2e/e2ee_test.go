@@ -143,7 +143,9 @@ func TestE2EEEnvelopeCoversExactlyTheDevices(t *testing.T) {
 	}
 	a := dial(t, srv, alice.Token)
 	a2, b1, b2 := dial(t, srv, alice2.Token), dial(t, srv, bob.Token), dial(t, srv, bob2.Token)
-	entry := func(body string) map[string]string { return map[string]string{"type": "prekey", "body": b64([]byte(body))} }
+	entry := func(body string) map[string]string {
+		return map[string]string{"type": "prekey", "body": b64([]byte(body))}
+	}
 	send := func(id string, devices map[string]map[string]string) {
 		a.send(map[string]any{"type": "send_message", "message_id": id, "conversation_id": conv, "content_type": "e2ee",
 			"content": map[string]any{"v": 1, "ciphertexts": devices}})
