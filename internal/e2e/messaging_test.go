@@ -215,3 +215,18 @@ func TestHistorySurvivesRestart(t *testing.T) {
 		t.Fatalf("seq after restart %d, want 4", ack.num("seq"))
 	}
 }
+
+func TestContentRoundTripsExactly(t *testing.T) {
+	srv := servertest.Start(t)
+	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
+	conv := direct(t, srv, alice, bob)
+	a, b := dial(t, srv, alice.Token), dial(t, srv, bob.Token)
+	texts := []string{"control \x01\x1f and \t tab", "<script>&amp;</script>", "emoji 👩‍👩‍👧 and \u2028 separator", `quotes " and \ backslash`, "日本語のテキスト"}
+	for i, text := range texts {
+		a.send(sendText(conv, fmt.Sprintf("rt-%d", i), text))
+		a.expect("ack")
+		if m := b.expect("new_message"); m.str("content") != text {
+			t.Fatalf("sent %q, received %q", text, m.str("content"))
+		}
+	}
+}
