@@ -33,6 +33,9 @@ func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, v any) erro
 		}
 		return fmt.Errorf("%w: body is not a valid JSON object", chat.ErrBadRequest)
 	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: unexpected data after the JSON object", chat.ErrBadRequest)
+	}
 	return nil
 }
 
