@@ -18,7 +18,7 @@ type Metrics struct {
 	FramesOut        prometheus.Counter
 	MessagesIn       prometheus.Counter // send_message accepted and stored (not duplicates)
 	Duplicates       prometheus.Counter
-	MessagesOut      prometheus.Counter // new_message frames queued to sockets
+	MessagesOut      prometheus.Counter     // new_message frames queued to sockets
 	Errors           *prometheus.CounterVec // error frames by status
 	AckLatency       prometheus.Histogram
 	CommitLatency    prometheus.Histogram
