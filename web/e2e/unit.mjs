@@ -1,0 +1,66 @@
+// Unit tests of the client's pure modules (no browser needed).
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { ConvWindow, receiptOf, activityTime, previewText } from '../static/js/store.js';
+import { initials, deviceName, presenceText, listTime, newMessageId, colorSlot } from '../static/js/util/format.js';
+
+const msg = (seq, sender = 'u1') => ({ seq, sender_id: sender, timestamp: seq * 1000, content: `m${seq}`, content_type: 'text' });
+
+test('ConvWindow keeps a contiguous range and drops duplicates', () => {
+  const w = new ConvWindow(10); // positioned after seq 10 (known from the conversation list)
+  assert.equal(w.hi, 10);
+  assert.equal(w.lo, 11);
+  assert.equal(w.insert(msg(11)), true);
+  assert.equal(w.insert(msg(11)), false, 'duplicate by seq');
+  assert.equal(w.insert(msg(9)), false, 'below the window and not adjacent');
+  assert.equal(w.insert(msg(13)), true);
+  assert.equal(w.hi, 11, 'a gap stops the cursor');
+  assert.equal(w.gap, true);
+  assert.equal(w.top, 13);
+  assert.equal(w.insert(msg(12)), true);
+  assert.equal(w.hi, 13);
+  assert.equal(w.gap, false);
+  assert.equal(w.insertOlder([msg(8), msg(10), msg(9)]), 3, 'older pages in any order');
+  assert.equal(w.lo, 8);
+  assert.deepEqual(w.messages().map((m) => m.seq), [8, 9, 10, 11, 12, 13]);
+  assert.equal(w.hasOlder, true);
+  assert.equal(w.insertOlder([msg(7), msg(6), msg(5), msg(4), msg(3), msg(2), msg(1)]), 7);
+  assert.equal(w.hasOlder, false);
+});
+
+test('receipts: sent, delivered, read, and counts in groups', () => {
+  const conv = {
+    members: [
+      { user_id: 'me', delivered_seq: 9, read_seq: 9 },
+      { user_id: 'a', delivered_seq: 5, read_seq: 3 },
+      { user_id: 'b', delivered_seq: 4, read_seq: 4 },
+    ],
+  };
+  assert.deepEqual(receiptOf(conv, 'me', 3), { status: 'read', read: 2, delivered: 2, total: 2 });
+  assert.deepEqual(receiptOf(conv, 'me', 4), { status: 'delivered', read: 1, delivered: 2, total: 2 });
+  assert.deepEqual(receiptOf(conv, 'me', 5), { status: 'sent', read: 0, delivered: 1, total: 2 });
+  assert.deepEqual(receiptOf(conv, 'me', 6), { status: 'sent', read: 0, delivered: 0, total: 2 });
+});
+
+test('formatting helpers', () => {
+  assert.equal(initials('Alice Martin'), 'AM');
+  assert.equal(initials('Weekend trip 🏔️'), 'WT');
+  assert.equal(initials('bob'), 'B');
+  assert.equal(initials('🎉'), '?');
+  assert.equal(deviceName('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36'), 'Chrome on Linux');
+  assert.equal(deviceName('Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1'), 'Safari on iOS');
+  assert.equal(deviceName('Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0'), 'Firefox on Windows');
+  const now = new Date(2026, 5, 15, 12, 0).getTime();
+  assert.equal(presenceText({ status: 'online' }, now), 'online');
+  assert.equal(presenceText({ status: 'offline', last_seen: now - 20_000 }, now), 'last seen just now');
+  assert.equal(presenceText({ status: 'offline', last_seen: now - 5 * 60_000 }, now), 'last seen 5 min ago');
+  assert.match(presenceText({ status: 'offline', last_seen: now - 3 * 3600_000 }, now), /^last seen today at /);
+  assert.match(presenceText({ status: 'offline', last_seen: now - 24 * 3600_000 }, now), /^last seen yesterday at /);
+  assert.equal(listTime(now - 24 * 3600_000, now), 'Yesterday');
+  const a = newMessageId();
+  assert.match(a, /^c[0-9a-z]+-[0-9a-f]{32}$/);
+  assert.notEqual(a, newMessageId());
+  assert.ok(colorSlot('x') >= 0 && colorSlot('x') < 8);
+  assert.equal(previewText({ content_type: 'e2ee', content: {} }), 'Encrypted message');
+  assert.equal(activityTime({ last_message: null, updated_at: 5, created_at: 1 }, 7), 7);
+});

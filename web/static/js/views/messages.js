@@ -1,0 +1,123 @@
+// Builds the message list of a conversation as keyed items for reconcile():
+// day separators, bubbles grouped by sender, ticks, and pending or failed
+// messages from the outbox at the end.
+import { h, icon } from '../util/dom.js';
+import { clock, dayKey, dayLabel, fullTime, colorSlot, plural } from '../util/format.js';
+import { receiptOf } from '../store.js';
+import { renderContent } from './content.js';
+import { avatar } from './avatar.js';
+
+const RUN_GAP = 5 * 60_000; // a pause this long starts a new sender group
+
+const TICKS = {
+  pending: { icon: 'clock', label: 'Sending' },
+  sent: { icon: 'check', label: 'Sent' },
+  delivered: { icon: 'checks', label: 'Delivered' },
+  read: { icon: 'checks', label: 'Read' },
+  failed: { icon: 'alert', label: 'Not sent' },
+};
+
+export function failureText(e) {
+  const err = e.error || {};
+  switch (err.status) {
+    case 429: return 'Not sent: you are sending messages too fast.';
+    case 413: return 'Not sent: this message is too long (64 KB at most).';
+    case 403: return 'Not sent: you can no longer send messages here.';
+    case 404: return 'Not sent: this conversation no longer exists.';
+    case 400: return `Not sent: the server refused it${err.message ? ` (${err.message})` : ''}.`;
+    default: return `Not sent${err.message ? `: ${err.message}` : '.'}`;
+  }
+}
+
+/**
+ * items(client, conv, actions) → [{key, sig, build}]
+ * actions: {retry(id), discard(id), receipts(seq)}
+ */
+export function messageItems(client, conv, actions, now = Date.now()) {
+  const me = client.me;
+  const id = conv.conversation_id;
+  const group = conv.type === 'group';
+  const w = client.windows.get(id);
+  const entries = (w ? w.messages() : []).map((m) => ({ m, out: null }));
+  for (const e of client.outbox.forConversation(id)) {
+    entries.push({ m: { sender_id: me, content: e.content, content_type: e.content_type, timestamp: e.timestamp, client_message_id: e.message_id }, out: e });
+  }
+  const items = [];
+  let prevDay = '';
+  for (let i = 0; i < entries.length; i++) {
+    const { m, out } = entries[i];
+    const prev = entries[i - 1] ? entries[i - 1].m : null;
+    const next = entries[i + 1] ? entries[i + 1].m : null;
+    const day = dayKey(m.timestamp);
+    if (day !== prevDay) {
+      const label = dayLabel(m.timestamp, now);
+      items.push({ key: `day:${day}`, sig: label, build: () => h('li', { class: 'day' }, h('span', null, label)) });
+      prevDay = day;
+    }
+    const sameRun = (a, b) => a && b && a.sender_id === b.sender_id && dayKey(a.timestamp) === dayKey(b.timestamp) && Math.abs(b.timestamp - a.timestamp) < RUN_GAP;
+    const first = !sameRun(prev, m);
+    const last = !sameRun(m, next);
+    items.push(bubble(client, conv, m, out, { first, last, group, actions, now }));
+  }
+  return items;
+}
+
+function bubble(client, conv, m, out, { first, last, group, actions, now }) {
+  const own = m.sender_id === client.me;
+  let status = '';
+  let receipt = null;
+  if (own) {
+    if (out) status = out.state === 'failed' ? 'failed' : 'pending';
+    else {
+      receipt = receiptOf(conv, client.me, m.seq);
+      status = receipt.status;
+    }
+  }
+  const retryReady = out && out.state === 'failed' ? !out.retryAt || out.retryAt <= now : false;
+  const wait = out && out.state === 'failed' && out.retryAt > now ? Math.ceil((out.retryAt - now) / 1000) : 0;
+  const senderName = !own && group && first ? client.users.name(m.sender_id) : '';
+  const showAvatar = !own && group && last;
+  const readBy = own && group && receipt && last && receipt.read > 0 ? receipt.read : 0;
+  const key = own && m.client_message_id ? `c:${m.client_message_id}` : `s:${m.seq}`;
+  const sig = JSON.stringify([m.seq, m.content, m.content_type, status, receipt && [receipt.read, receipt.delivered, receipt.total],
+    first, last, senderName, showAvatar, readBy, out && out.error, retryReady, wait]);
+  return {
+    key,
+    sig,
+    build() {
+      const t = TICKS[status];
+      let ticks = null;
+      if (own && t) {
+        const label = group && receipt ? `${t.label}. Read by ${receipt.read} of ${receipt.total}, delivered to ${receipt.delivered}.` : t.label;
+        ticks = group && receipt
+          ? h('button', { type: 'button', class: `ticks tick-${status}`, 'aria-label': `${label} Show details`, title: 'Message info', onclick: () => actions.receipts(m.seq) }, icon(t.icon))
+          : h('span', { class: `ticks tick-${status}`, role: 'img', 'aria-label': label, title: label }, icon(t.icon));
+      }
+      const meta = h('span', { class: 'meta' },
+        h('time', { datetime: new Date(m.timestamp).toISOString(), title: fullTime(m.timestamp) }, clock(m.timestamp)),
+        ticks);
+      const li = h('li', {
+        class: `msg ${own ? 'own' : 'other'}${first ? ' first' : ''}${last ? ' last' : ''}`,
+        dataset: { seq: m.seq ?? '', status: status || 'received', sender: m.sender_id },
+      },
+      !own && group ? h('span', { class: 'msg-avatar' }, showAvatar ? avatar(client.users.name(m.sender_id), m.sender_id, { size: 'xs' }) : null) : null,
+      h('div', { class: 'msg-col' },
+        h('div', { class: `bubble${status === 'failed' ? ' bubble-failed' : ''}` },
+          senderName ? h('span', { class: `sender c${colorSlot(m.sender_id)}` }, senderName) : null,
+          renderContent(m),
+          meta),
+        readBy ? h('button', { type: 'button', class: 'read-by', onclick: () => actions.receipts(m.seq) }, `Read by ${readBy}`) : null,
+        out && out.state === 'failed' ? failure(out, retryReady, wait, actions) : null));
+      return li;
+    },
+  };
+}
+
+function failure(out, retryReady, wait, actions) {
+  return h('div', { class: 'msg-fail', role: 'alert' },
+    icon('alert'),
+    h('span', null, failureText(out), wait ? ` You can retry in ${plural(wait, 'second')}.` : ''),
+    h('span', { class: 'msg-fail-actions' },
+      h('button', { type: 'button', class: 'btn btn-small btn-ghost retry', disabled: !retryReady, onclick: () => actions.retry(out.message_id) }, icon('retry'), 'Retry'),
+      h('button', { type: 'button', class: 'btn btn-small btn-ghost discard', onclick: () => actions.discard(out.message_id) }, 'Delete')));
+}
