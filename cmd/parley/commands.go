@@ -214,8 +214,8 @@ func runWhoami(ctx context.Context, a *app, cmd *command, args []string) error {
 
 var sendCmd = &command{
 	name:     "send",
-	synopsis: "<conversation-id|@username> <text...>",
-	summary:  "send a message",
+	synopsis: "<conversation-id|@username> <text...>  |  --file PATH <conversation-id|@username> [caption...]",
+	summary:  "send a message or a file",
 	help: `Sends a message and waits until the server has stored it. The target is a
 conversation id (or a unique suffix of one, as 'parley conversations' and
 'parley listen' show), or @username for the direct conversation with that
@@ -225,7 +225,12 @@ spaces; a single "-" reads the text from stdin.
 Flags go before the text: everything after the conversation is text.
 
 If the connection drops before the server acknowledges, the message is sent
-again with the same id after reconnecting: it is stored once.`,
+again with the same id after reconnecting: it is stored once.
+
+With --file PATH the file is uploaded first (resumably, with a progress bar
+on stderr: if the upload is interrupted, the same command resumes it) and sent
+as an image, video, voice or file message, as the server decides from its
+bytes; the text, optional then, is its caption. 'parley download' fetches it.`,
 	run: runSend,
 }
 
@@ -235,18 +240,30 @@ func runSend(ctx context.Context, a *app, cmd *command, args []string) error {
 	ctype := fs.String("type", client.ContentText, "content `type`: text, image, video, voice, file or e2ee")
 	media := fs.String("media-id", "", "attach an uploaded media `id`")
 	msgID := fs.String("id", "", "client message `id`, the idempotency key: sending again with the same id stores the message once (default: a new ULID)")
-	timeout := fs.Duration("timeout", 30*time.Second, "give up after this `duration`")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this `duration` (not counting a --file upload)")
+	file := fs.String("file", "", "upload this `file` and send it (see above)")
 	args, err := a.parse(fs, args, 1)
 	if err != nil {
 		return err
 	}
 	target, text, err := sendArgs(args, a.stdin)
+	if *file != "" && len(args) == 1 {
+		target, text, err = args[0], "", nil // a file needs no caption
+	}
 	if err != nil {
 		return usagef(cmd.name, "%v", err)
 	}
 	c, err := a.session(func(cfg *client.Config) { cfg.NoSync = true })
 	if err != nil {
 		return err
+	}
+	var attach []client.SendOption
+	if *file != "" {
+		m, err := a.uploadFile(ctx, c, *file)
+		if err != nil {
+			return err
+		}
+		attach = []client.SendOption{client.WithContentType(m.Kind), client.WithMediaID(m.MediaID)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -264,6 +281,7 @@ func runSend(ctx context.Context, a *app, cmd *command, args []string) error {
 	if *msgID != "" {
 		opts = append(opts, client.WithMessageID(*msgID))
 	}
+	opts = append(opts, attach...)
 	stop := startRun(ctx, c)
 	ack, err := c.Send(ctx, convID, text, opts...)
 	stop()

@@ -64,7 +64,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		registerCmd, loginCmd, logoutCmd, whoamiCmd,
-		sendCmd, listenCmd, historyCmd, conversationsCmd, groupsCmd,
+		sendCmd, downloadCmd, listenCmd, historyCmd, conversationsCmd, groupsCmd,
 	}
 }
 

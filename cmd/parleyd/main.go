@@ -1,6 +1,10 @@
 // Command parleyd is the Parley chat server. With no flags it runs the
 // embedded default: one process, SQLite and media under ./data, serving
 // everything on :8080.
+//
+// --pprof-addr (off by default) serves net/http/pprof on a separate
+// listener, for profiling under load (see docs/benchmarks.md). Bind it to
+// loopback: profiles reveal internals and cost CPU while taken.
 package main
 
 import (
@@ -10,10 +14,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/parley-chat/parley/internal/server"
 )
@@ -23,7 +31,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseConfig(args, stderr)
+	cfg, extra, err := parseConfig(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -34,6 +42,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(cfg, stdout)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if extra.pprofAddr != "" {
+		closePprof, err := servePprof(extra.pprofAddr, log)
+		if err != nil {
+			log.Error("cannot serve pprof", "addr", extra.pprofAddr, "err", err)
+			return 1
+		}
+		defer closePprof()
+	}
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -56,14 +72,42 @@ func newLogger(cfg server.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// options are the settings of the command itself, outside server.Config.
+type options struct {
+	pprofAddr string // serve net/http/pprof here; "" = off
+}
+
+// servePprof serves the runtime profiles of net/http/pprof on their own
+// listener (never on the public one) until the returned function is called.
+func servePprof(addr string, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Warn("pprof endpoint enabled: do not expose it", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
+}
+
 // parseConfig reads flags, each of which may also come from the environment
 // variable PARLEY_<FLAG> (upper case, dashes as underscores). Flags win.
-func parseConfig(args []string, stderr io.Writer) (server.Config, error) {
+func parseConfig(args []string, stderr io.Writer) (server.Config, options, error) {
 	cfg := server.DefaultConfig()
+	var opt options
 	fs := flag.NewFlagSet("parleyd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address to serve HTTP, the WebSocket and the web client on")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the embedded store (parley.db) and media; created if missing")
+	fs.StringVar(&cfg.Postgres, "postgres", cfg.Postgres, "PostgreSQL URL (postgres://user:pass@host:5432/db) for the store instead of the embedded SQLite; for several nodes (prefer PARLEY_POSTGRES: flags show in ps)")
+	fs.StringVar(&cfg.NATS, "nats", cfg.NATS, "comma-separated NATS URLs (nats://host:4222,...) for the bus between nodes instead of the in-process one")
+	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's name in a cluster (logs, NATS connection name); default host-pid")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "heartbeat interval announced to clients; a socket silent for two intervals is closed")
@@ -81,8 +125,19 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, error) {
 	fs.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most messages in one group commit")
 	fs.IntVar(&cfg.SendQueueLimit, "send-queue", cfg.SendQueueLimit, "frames queued for one socket before it is closed as too slow (close code 4008)")
 	fs.Int64Var(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest WebSocket frame accepted from a client; larger closes the socket (1009)")
+	fs.StringVar(&opt.pprofAddr, "pprof-addr", "", "serve net/http/pprof (CPU, heap, goroutine profiles) on this separate address, e.g. 127.0.0.1:6060; empty (the default) turns it off. Keep it on loopback")
 	origins := fs.String("allowed-origins", "", "comma-separated extra Origin host patterns allowed to open the WebSocket (same origin is always allowed), e.g. \"chat.example.com,*.example.org\"")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown waits for sockets and commits")
+	pushFlags(fs, &cfg.Push)
+	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest media upload in bytes; larger is refused with 413 (from the declared length, before the body is read)")
+	fs.DurationVar(&cfg.MediaGCAfter, "media-gc-after", cfg.MediaGCAfter, "uploads that no message references within this long, and unfinished resumable uploads idle this long, are deleted")
+	fs.BoolVar(&cfg.MediaFFmpeg, "media-ffmpeg", cfg.MediaFFmpeg, "use ffmpeg and ffprobe, if found on PATH at start, for video posters, video sizes and audio/video durations (they parse untrusted uploads: false turns them off)")
+	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", cfg.S3Endpoint, "S3-compatible object storage for media: host:port or an http(s) URL; empty keeps media under --data-dir/media")
+	fs.StringVar(&cfg.S3Bucket, "s3-bucket", cfg.S3Bucket, "bucket for media (created if missing); required with --s3-endpoint")
+	fs.StringVar(&cfg.S3AccessKey, "s3-access-key", cfg.S3AccessKey, "S3 access key id")
+	fs.StringVar(&cfg.S3SecretKey, "s3-secret-key", cfg.S3SecretKey, "S3 secret key (prefer the environment variable PARLEY_S3_SECRET_KEY: flags show in ps)")
+	fs.StringVar(&cfg.S3Region, "s3-region", cfg.S3Region, "S3 region; empty lets the server decide")
+	fs.BoolVar(&cfg.S3Insecure, "s3-insecure", cfg.S3Insecure, "talk plain HTTP to --s3-endpoint (a local test server); an http:// endpoint URL does the same")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "parleyd: the Parley chat server.\n\nUsage: parleyd [flags]\n\n")
 		fmt.Fprintf(stderr, "Every flag can also be set with the environment variable PARLEY_<FLAG>,\nfor example PARLEY_ADDR=:9090 or PARLEY_DATA_DIR=/var/lib/parley. Flags win.\n\nFlags:\n")
@@ -98,18 +153,18 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, error) {
 		}
 	})
 	if err := errors.Join(envErrs...); err != nil {
-		return cfg, err
+		return cfg, opt, err
 	}
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		return cfg, opt, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
+		return cfg, opt, fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
 	}
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
 		}
 	}
-	return cfg, cfg.Validate()
+	return cfg, opt, cfg.Validate()
 }

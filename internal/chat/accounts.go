@@ -136,6 +136,7 @@ func (s *Service) Logout(ctx context.Context, sess Session) error {
 		return err
 	}
 	s.forgetDeviceKeys(ctx, sess.DeviceID)
+	s.forgetPushSubscriptions(ctx, sess.DeviceID)
 	s.publishTo(ctx, []string{sess.UserID}, &Event{Kind: EventRevoke, Revoke: &Revoke{DeviceID: sess.DeviceID, TokenHash: sess.TokenHash}})
 	return nil
 }
@@ -154,6 +155,7 @@ func (s *Service) RevokeDevice(ctx context.Context, sess Session, deviceID strin
 		return err
 	}
 	s.forgetDeviceKeys(ctx, deviceID)
+	s.forgetPushSubscriptions(ctx, deviceID)
 	s.publishTo(ctx, []string{sess.UserID}, &Event{Kind: EventRevoke, Revoke: &Revoke{DeviceID: deviceID}})
 	return nil
 }

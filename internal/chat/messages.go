@@ -62,6 +62,9 @@ func (s *Service) Submit(ctx context.Context, sess Session, req SendRequest) (*P
 			return nil, err
 		}
 	}
+	if err := s.checkMediaRef(ctx, sess, &req); err != nil {
+		return nil, err
+	}
 	if s.rate != nil {
 		if ok, wait := s.rate.Allow(sess.UserID); !ok {
 			return nil, &RateLimitError{RetryAfter: wait}
@@ -221,28 +224,47 @@ func (s *Service) commit(batch []*sendReq, msgs []Message) {
 		}
 		return
 	}
-	fresh := make([]AppendResult, 0, len(results))
+	// Duplicates and refusals are answered now; new messages are answered by
+	// the publisher once they are on the bus, so an ack also means that every
+	// online device of the members has been handed the message.
+	fresh := make([]committed, 0, len(results))
 	for i, r := range batch {
-		r.done <- results[i]
 		if results[i].Err == nil && !results[i].Duplicate {
-			fresh = append(fresh, results[i])
+			fresh = append(fresh, committed{results[i], r.done})
+			continue
 		}
+		r.done <- results[i]
 	}
 	if len(fresh) > 0 {
 		s.publish <- fresh
 	}
 }
 
+// committed is a new message waiting to be published and acked.
+type committed struct {
+	res  AppendResult
+	done chan AppendResult
+}
+
 // publishLoop delivers committed messages live, in commit order, so that each
-// conversation's messages reach the bus in seq order.
+// conversation's messages reach the bus in seq order, then acks each. It runs
+// beside the committer, so the next batch's fsync overlaps this fan-out.
 func (s *Service) publishLoop() {
 	defer s.wg.Done()
 	ctx := context.Background()
-	for results := range s.publish {
-		for i := range results {
-			m := results[i].Message
+	for batch := range s.publish {
+		for _, c := range batch {
+			m := c.res.Message
 			ev := &Event{Kind: EventMessage, ExceptDevice: m.SenderDeviceID, Message: &m}
-			s.publishTo(ctx, results[i].Recipients, ev)
+			s.publishTo(ctx, c.res.Recipients, ev)
+			c.done <- c.res
+		}
+		if s.observe != nil {
+			results := make([]AppendResult, len(batch))
+			for i, c := range batch {
+				results[i] = c.res
+			}
+			s.observe.Committed(results)
 		}
 	}
 }

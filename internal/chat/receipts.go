@@ -106,6 +106,9 @@ func (s *Service) receiptLoop() {
 			s.publishStatus(ctx, r, w, now)
 		}
 		cancel()
+		if s.observe != nil && len(moved) > 0 {
+			s.observe.WatermarksMoved(moved)
+		}
 	}
 }
 

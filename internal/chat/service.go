@@ -77,13 +77,16 @@ type Deps struct {
 	Metrics     Metrics // nil: none
 	Logger      *slog.Logger
 	Now         func() time.Time // nil: time.Now
+	Observer    Observer         // nil: none; told about commits and receipts, off the hot path
 }
 
 // Service implements Parley's use cases on top of a Store and a Bus.
 type Service struct {
 	cfg     Config
 	store   Store
-	keys    KeyStore // nil when the store has no key directory
+	keys    KeyStore  // nil when the store has no key directory
+	pushes  PushStore // nil when the store has no push outbox
+	observe Observer  // nil: none
 	bus     Bus
 	hasher  Hasher
 	rate    Limiter
@@ -94,7 +97,7 @@ type Service struct {
 
 	sends    chan *sendReq
 	receipts chan receiptReq
-	publish  chan []AppendResult
+	publish  chan []committed
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	closeMu  sync.RWMutex
@@ -112,12 +115,14 @@ func NewService(cfg Config, d Deps) *Service {
 		metrics: d.Metrics,
 		log:     d.Logger,
 		now:     d.Now,
+		observe: d.Observer,
 		stop:    make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.keys, _ = d.Store.(KeyStore)
+	s.pushes, _ = d.Store.(PushStore)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -126,7 +131,7 @@ func NewService(cfg Config, d Deps) *Service {
 	}
 	s.sends = make(chan *sendReq, 4*s.cfg.MaxBatch)
 	s.receipts = make(chan receiptReq, 4096)
-	s.publish = make(chan []AppendResult, 1024)
+	s.publish = make(chan []committed, 1024)
 	s.wg.Add(3)
 	go s.commitLoop()
 	go s.publishLoop()

@@ -66,6 +66,9 @@ type Gateway struct {
 
 	failedByUser *security.KeyedLimiter // nil: unlimited
 	failedByIP   *security.KeyedLimiter
+
+	media *MediaDeps // nil: the media endpoints answer 503
+	push  Pusher     // nil: the push endpoints say push is not available
 }
 
 // New returns a gateway for svc.
@@ -99,6 +102,16 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /api/v1/keys", g.authed(g.putKeys))
 	mux.HandleFunc("GET /api/v1/keys/count", g.authed(g.keyCount))
 	mux.HandleFunc("GET /api/v1/keys/{user_id}", g.authed(g.claimKeys))
+	g.registerPush(mux)
+	mux.HandleFunc("POST /api/v1/media", g.authed(g.uploadMedia))
+	mux.HandleFunc("GET /api/v1/media/{media_id}", g.getMedia) // bearer or ?token=
+	mux.HandleFunc("GET /api/v1/media/{media_id}/info", g.authed(g.mediaInfo))
+	mux.HandleFunc("OPTIONS /api/v1/uploads", g.tusOptions)
+	mux.HandleFunc("POST /api/v1/uploads", g.authed(g.createUpload))
+	mux.HandleFunc("HEAD /api/v1/uploads/{id}", g.authed(g.headUpload))
+	mux.HandleFunc("PATCH /api/v1/uploads/{id}", g.authed(g.patchUpload))
+	mux.HandleFunc("DELETE /api/v1/uploads/{id}", g.authed(g.deleteUpload))
+	mux.HandleFunc("GET /api/v1/uploads/{id}", g.authed(g.uploadStatus))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

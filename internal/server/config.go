@@ -7,6 +7,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/gateway"
+	"github.com/parley-chat/parley/internal/push"
 )
 
 // Config is every setting of parleyd. Flags and PARLEY_* environment
@@ -14,6 +15,11 @@ import (
 type Config struct {
 	Addr    string // listen address
 	DataDir string // embedded store and media live here
+
+	// Scale-out backends: empty means the embedded default.
+	Postgres string // PostgreSQL URL for the store
+	NATS     string // comma-separated NATS URLs for the bus
+	NodeID   string // this node's name in the cluster (default host-pid)
 
 	LogLevel  string // debug, info, warn, error
 	LogFormat string // text or json
@@ -35,6 +41,22 @@ type Config struct {
 	MaxFrameBytes     int64
 	AllowedOrigins    []string
 	ShutdownTimeout   time.Duration
+
+	// Media.
+	MaxUploadBytes int64         // largest upload (100 MB)
+	MediaGCAfter   time.Duration // uploads never sent within this are deleted (24h)
+	MediaFFmpeg    bool          // use ffmpeg/ffprobe from PATH for video posters and durations (true)
+	// S3-compatible object storage for media; empty S3Endpoint keeps media
+	// on the local disk under DataDir/media.
+	S3Endpoint  string
+	S3Bucket    string
+	S3AccessKey string
+	S3SecretKey string
+	S3Region    string
+	S3Insecure  bool // plain HTTP to the endpoint
+
+	// Push notifications: the collapse window, VAPID, APNs and FCM.
+	Push push.Config
 }
 
 // DefaultConfig returns the defaults documented in --help.
@@ -61,6 +83,10 @@ func DefaultConfig() Config {
 		SendQueueLimit:    gd.SendQueueLimit,
 		MaxFrameBytes:     gd.MaxFrameBytes,
 		ShutdownTimeout:   10 * time.Second,
+		MaxUploadBytes:    100 << 20,
+		MediaGCAfter:      24 * time.Hour,
+		MediaFFmpeg:       true,
+		Push:              push.DefaultConfig(),
 	}
 }
 
@@ -122,6 +148,23 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("--shutdown-timeout must be positive")
+	}
+	if c.MaxUploadBytes < 1 || c.MaxUploadBytes > 1<<40 {
+		bad("--max-upload-bytes must be between 1 and 1 TiB, not %d", c.MaxUploadBytes)
+	}
+	if c.MediaGCAfter < time.Second {
+		bad("--media-gc-after must be at least 1s, not %s", c.MediaGCAfter)
+	}
+	switch {
+	case c.S3Endpoint != "" && c.S3Bucket == "":
+		bad("--s3-bucket is required with --s3-endpoint")
+	case c.S3Endpoint == "" && (c.S3Bucket != "" || c.S3AccessKey != "" || c.S3SecretKey != ""):
+		bad("--s3-bucket and the S3 credentials need --s3-endpoint")
+	case c.S3Endpoint != "" && (c.S3AccessKey == "") != (c.S3SecretKey == ""):
+		bad("--s3-access-key and --s3-secret-key go together")
+	}
+	if err := c.Push.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

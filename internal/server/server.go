@@ -12,18 +12,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/parley-chat/parley/internal/bus/local"
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/gateway"
+	"github.com/parley-chat/parley/internal/media"
 	"github.com/parley-chat/parley/internal/metrics"
+	"github.com/parley-chat/parley/internal/push"
 	"github.com/parley-chat/parley/internal/security"
-	"github.com/parley-chat/parley/internal/store/sqlite"
 	"github.com/parley-chat/parley/web"
 )
 
@@ -37,6 +37,12 @@ type Server struct {
 	gw      *gateway.Gateway
 	http    *http.Server
 	handler http.Handler
+
+	collector *media.Collector
+	gcStop    context.CancelFunc
+	gcDone    sync.WaitGroup
+
+	push *push.Service // nil when the store has no push outbox
 }
 
 // New opens the backends and builds the node. Close it with Shutdown.
@@ -47,16 +53,33 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
-	dbPath := filepath.Join(cfg.DataDir, "parley.db")
-	store, err := sqlite.Open(ctx, dbPath, sqlite.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("opening the store at %s: %w", dbPath, err)
+	if cfg.NodeID == "" {
+		cfg.NodeID = defaultNodeID()
 	}
-	bus := local.New()
+	store, storeName, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	bus, busName, err := openBus(ctx, cfg, log)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	log = log.With("node", cfg.NodeID)
+	log.Info("backends open", "store", storeName, "bus", busName)
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
+	pusher, err := newPush(cfg, store, reg, log)
+	if err != nil {
+		_ = bus.Close()
+		_ = store.Close()
+		return nil, err
+	}
 	deps := chat.Deps{Store: store, Bus: bus, Hasher: security.NewBcrypt(cfg.BcryptCost), Metrics: m, Logger: log}
+	if pusher != nil {
+		deps.Observer = pusher
+	}
 	if lim := security.NewKeyedLimiter(cfg.MessageRate, time.Minute, nil); lim != nil {
 		deps.MessageRate = lim
 	}
@@ -82,7 +105,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	gc.AllowedOrigins = cfg.AllowedOrigins
 	gw := gateway.New(gc, svc, m, log)
 
-	s := &Server{cfg: cfg, log: log, store: store, bus: bus, svc: svc, gw: gw}
+	s := &Server{cfg: cfg, log: log, store: store, bus: bus, svc: svc, gw: gw, push: pusher}
+	if err := s.setupMedia(ctx); err != nil {
+		svc.Close()
+		_ = bus.Close()
+		_ = store.Close()
+		return nil, err
+	}
+	s.startPush()
 	mux := http.NewServeMux()
 	gw.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -137,7 +167,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.cfg.Addr, err)
 	}
-	s.log.Info("parleyd serving", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "store", "sqlite", "bus", "in-process")
+	s.log.Info("parleyd serving", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve(ln) }()
 	select {
@@ -159,7 +189,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { httpDone <- s.http.Shutdown(ctx) }()
 	gerr := s.gw.CloseAll(ctx)
 	herr := <-httpDone
+	s.gcStop()
+	s.gcDone.Wait()
 	s.svc.Close()
+	s.stopPush()
 	berr := s.bus.Close()
 	serr := s.store.Close()
 	s.log.Info("shut down")

@@ -50,6 +50,13 @@ func TestKeyStoreConformance(t *testing.T) {
 	})
 }
 
+func TestMediaStoreConformance(t *testing.T) {
+	storetest.RunMediaStore(t, func(t *testing.T) chat.Store {
+		s, _ := openTemp(t, sqlite.Options{})
+		return s
+	})
+}
+
 func TestReopenKeepsData(t *testing.T) {
 	ctx := t.Context()
 	s, path := openTemp(t, sqlite.Options{})

@@ -12,21 +12,7 @@ import (
 // RunKeyStore is the conformance suite of chat.KeyStore, the optional key
 // directory of a Store. open must return stores that implement it.
 func RunKeyStore(t *testing.T, open func(t *testing.T) chat.Store) {
-	for _, tc := range keyTests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s := open(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("Close: %v", err)
-				}
-			})
-			if _, ok := s.(chat.KeyStore); !ok {
-				t.Fatalf("%T does not implement chat.KeyStore", s)
-			}
-			tc.run(newFixture(t, s))
-		})
-	}
+	runAbility(t, open, keyTests, "chat.KeyStore", func(s chat.Store) bool { _, ok := s.(chat.KeyStore); return ok })
 }
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }

@@ -66,6 +66,27 @@ func Run(t *testing.T, open func(t *testing.T) chat.Store) {
 	}
 }
 
+// runAbility runs the suite of an optional ability of a Store: each test in
+// parallel on a fresh store from open, which must have the ability
+// (implements says whether it does; what names it).
+func runAbility(t *testing.T, open func(t *testing.T) chat.Store, tests []test, what string, implements func(chat.Store) bool) {
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			if !implements(s) {
+				t.Fatalf("%T does not implement %s", s, what)
+			}
+			tc.run(newFixture(t, s))
+		})
+	}
+}
+
 // fixture is one subtest's store with helpers that make test data. Its clock
 // is fake: every tick advances it by one second, so timestamps are distinct
 // and ordered.

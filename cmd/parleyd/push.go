@@ -1,0 +1,22 @@
+package main
+
+import (
+	"flag"
+
+	"github.com/parley-chat/parley/internal/push"
+)
+
+// pushFlags registers the push notification flags (docs/push.md).
+func pushFlags(fs *flag.FlagSet, c *push.Config) {
+	fs.DurationVar(&c.Window, "push-window", c.Window, "at most one push notification per conversation per window; messages within it are collapsed into the next one (\"Alice sent you 5 messages\")")
+	fs.StringVar(&c.VAPIDSubject, "vapid-subject", c.VAPIDSubject, "contact for Web Push services, a mailto: or https: URL (RFC 8292 sub); Apple's Web Push requires one. The VAPID key itself is generated in the data dir (vapid.key)")
+	fs.StringVar(&c.APNs.KeyFile, "apns-key-file", c.APNs.KeyFile, "APNs token-based auth key (.p8) from the Apple developer account; with --apns-key-id, --apns-team-id and --apns-topic it enables APNs")
+	fs.StringVar(&c.APNs.KeyID, "apns-key-id", c.APNs.KeyID, "APNs key id (the 10 characters of the .p8's name)")
+	fs.StringVar(&c.APNs.TeamID, "apns-team-id", c.APNs.TeamID, "Apple developer team id")
+	fs.StringVar(&c.APNs.Topic, "apns-topic", c.APNs.Topic, "the iOS app's bundle id")
+	fs.StringVar(&c.APNs.Endpoint, "apns-endpoint", c.APNs.Endpoint, "APNs provider API; https://api.sandbox.push.apple.com for development builds (tests point it at a local server)")
+	fs.StringVar(&c.FCM.CredentialsFile, "fcm-credentials", c.FCM.CredentialsFile, "Firebase service-account JSON key file; enables FCM (HTTP v1)")
+	fs.StringVar(&c.FCM.Endpoint, "fcm-endpoint", c.FCM.Endpoint, "FCM API base URL (test only: a local stand-in)")
+	fs.StringVar(&c.CAFile, "push-ca-file", c.CAFile, "extra PEM CA certificates trusted for push connections, e.g. a self-hosted UnifiedPush server with a private CA (tests use it for local stand-ins)")
+	fs.BoolVar(&c.AllowLoopback, "push-allow-loopback", c.AllowLoopback, "test only: accept Web Push and UnifiedPush endpoints on loopback addresses, plain http included")
+}

@@ -1,0 +1,66 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/internal/bus/local"
+	"github.com/parley-chat/parley/internal/bus/natsbus"
+	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/store/postgres"
+	"github.com/parley-chat/parley/internal/store/sqlite"
+)
+
+// openStore opens PostgreSQL when --postgres is set, else the embedded SQLite
+// store in the data directory. It returns a name for the logs.
+func openStore(ctx context.Context, cfg Config) (chat.Store, string, error) {
+	if cfg.Postgres != "" {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		s, err := postgres.Open(octx, cfg.Postgres, postgres.Options{})
+		if err != nil {
+			return nil, "", fmt.Errorf("opening the PostgreSQL store: %w", err)
+		}
+		return s, "postgres", nil
+	}
+	path := filepath.Join(cfg.DataDir, "parley.db")
+	s, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		return nil, "", fmt.Errorf("opening the store at %s: %w", path, err)
+	}
+	return s, "sqlite", nil
+}
+
+// openBus connects to NATS when --nats is set, else makes the in-process bus.
+func openBus(ctx context.Context, cfg Config, log *slog.Logger) (chat.Bus, string, error) {
+	if cfg.NATS == "" {
+		return local.New(), "in-process", nil
+	}
+	var urls []string
+	for _, u := range strings.Split(cfg.NATS, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	b, err := natsbus.Open(octx, urls, natsbus.Options{Name: cfg.NodeID, Logger: log})
+	if err != nil {
+		return nil, "", fmt.Errorf("connecting to NATS at %s: %w", cfg.NATS, err)
+	}
+	return b, "nats", nil
+}
+
+// defaultNodeID names this process among the nodes of a cluster.
+func defaultNodeID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "node"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
