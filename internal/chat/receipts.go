@@ -18,7 +18,6 @@ type receiptReq struct {
 	// this read receipt, so both are announced.
 	alsoDelivered bool
 	device        string
-	recipients    []string
 }
 
 // MarkStatus moves the caller's delivered or read watermark of a conversation
@@ -35,15 +34,14 @@ func (s *Service) MarkStatus(ctx context.Context, sess Session, conversationID s
 	if seq < 0 {
 		return errf(ErrBadRequest, "seq must not be negative")
 	}
-	conv, err := s.memberConversation(ctx, sess.UserID, conversationID)
-	if err != nil {
+	if err := s.CheckMember(ctx, sess, conversationID); err != nil {
 		return err
 	}
 	w := Watermark{ConversationID: conversationID, UserID: sess.UserID, DeliveredSeq: seq}
 	if status == StatusRead {
 		w.ReadSeq = seq
 	}
-	r := receiptReq{w: w, status: status, device: sess.DeviceID, recipients: conv.MemberIDs()}
+	r := receiptReq{w: w, status: status, device: sess.DeviceID}
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
@@ -101,9 +99,18 @@ func (s *Service) receiptLoop() {
 			continue
 		}
 		now := s.now().UnixMilli()
+		members := map[string][]string{} // recipients, loaded once per conversation per round
 		for _, w := range moved {
-			r := pending[key{w.ConversationID, w.UserID}]
-			s.publishStatus(ctx, r, w, now)
+			ids, ok := members[w.ConversationID]
+			if !ok {
+				conv, err := s.store.Conversation(ctx, w.ConversationID)
+				if err != nil {
+					s.log.Warn("loading members to announce a receipt", "conversation", w.ConversationID, "err", err)
+				}
+				ids = conv.MemberIDs()
+				members[w.ConversationID] = ids
+			}
+			s.publishStatus(ctx, pending[key{w.ConversationID, w.UserID}], w, ids, now)
 		}
 		cancel()
 		if s.observe != nil && len(moved) > 0 {
@@ -112,12 +119,12 @@ func (s *Service) receiptLoop() {
 	}
 }
 
-func (s *Service) publishStatus(ctx context.Context, r receiptReq, w Watermark, now int64) {
+func (s *Service) publishStatus(ctx context.Context, r receiptReq, w Watermark, recipients []string, now int64) {
 	send := func(status string, seq int64) {
 		ev := &Event{Kind: EventStatus, ExceptDevice: r.device, Status: &StatusChange{
 			ConversationID: w.ConversationID, UserID: w.UserID, Seq: seq, Status: status, Timestamp: now,
 		}}
-		s.publishTo(ctx, r.recipients, ev)
+		s.publishTo(ctx, recipients, ev)
 	}
 	if r.status != StatusRead {
 		send(StatusDelivered, w.DeliveredSeq)
