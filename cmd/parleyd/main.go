@@ -105,6 +105,8 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address to serve HTTP, the WebSocket and the web client on")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the embedded store (parley.db) and media; created if missing")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate (chain) file: serve HTTPS and wss:// directly; with --tls-key")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key file for --tls-cert")
 	fs.StringVar(&cfg.Postgres, "postgres", cfg.Postgres, "PostgreSQL URL (postgres://user:pass@host:5432/db) for the store instead of the embedded SQLite; for several nodes (prefer PARLEY_POSTGRES: flags show in ps)")
 	fs.StringVar(&cfg.NATS, "nats", cfg.NATS, "comma-separated NATS URLs (nats://host:4222,...) for the bus between nodes instead of the in-process one")
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's name in a cluster (logs, NATS connection name); default host-pid")

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -15,6 +16,10 @@ import (
 type Config struct {
 	Addr    string // listen address
 	DataDir string // embedded store and media live here
+
+	// TLS: both set serves HTTPS (and wss://) directly.
+	TLSCert string // PEM certificate chain file
+	TLSKey  string // PEM private key file
 
 	// Scale-out backends: empty means the embedded default.
 	Postgres string // PostgreSQL URL for the store
@@ -99,6 +104,16 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("--data-dir must not be empty")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("--tls-cert and --tls-key go together")
+	}
+	for _, f := range []string{c.TLSCert, c.TLSKey} {
+		if f != "" {
+			if _, err := os.Stat(f); err != nil {
+				bad("TLS file: %v", err)
+			}
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -153,7 +153,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(ln)
+	var err error
+	if s.cfg.TLSCert != "" {
+		err = s.http.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
+	} else {
+		err = s.http.Serve(ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -167,7 +172,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.cfg.Addr, err)
 	}
-	s.log.Info("parleyd serving", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
+	s.log.Info("parleyd serving", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "tls", s.cfg.TLSCert != "")
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve(ln) }()
 	select {

@@ -58,7 +58,11 @@ func StartConfig(t testing.TB, cfg server.Config) *Server {
 	}
 	go func() { _ = node.Serve(ln) }()
 	addr := ln.Addr().String()
-	s := &Server{URL: "http://" + addr, WSURL: "ws://" + addr + "/api/v1/ws", Config: cfg, Node: node, t: t}
+	scheme, ws := "http://", "ws://"
+	if cfg.TLSCert != "" {
+		scheme, ws = "https://", "wss://"
+	}
+	s := &Server{URL: scheme + addr, WSURL: ws + addr + "/api/v1/ws", Config: cfg, Node: node, t: t}
 	t.Cleanup(s.Stop)
 	return s
 }
