@@ -62,7 +62,8 @@ type Gateway struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	hub     *hub
-	sockets sync.WaitGroup // socket handlers still running
+	poller  *poller        // parks idle plain-TCP sockets (epoll); nil where unavailable
+	sockets sync.WaitGroup // sockets still open
 
 	failedByUser *security.KeyedLimiter // nil: unlimited
 	failedByIP   *security.KeyedLimiter
@@ -78,6 +79,7 @@ func New(cfg Config, svc *chat.Service, m *metrics.Metrics, log *slog.Logger) *G
 		failedByIP:   security.NewKeyedLimiter(cfg.LoginFailuresIP, time.Minute, nil),
 	}
 	g.hub = newHub(g)
+	g.poller = newPoller()
 	return g
 }
 
@@ -128,6 +130,9 @@ func (g *Gateway) CloseAll(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		if g.poller != nil {
+			g.poller.close()
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("sockets still open at shutdown: %d", g.hub.count())

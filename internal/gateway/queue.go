@@ -10,29 +10,55 @@ import (
 // as slow), while the connection's own replies wait for room (backpressure on
 // the client's own requests). While held (during a sync) live deliveries are
 // parked and released after the sync frames, so a conversation's messages go
-// out in seq order. It grows on demand and holds no memory while empty, so an
-// idle socket costs little.
+// out in seq order.
+//
+// An idle socket costs little: the queue grows on demand and holds no memory
+// while empty, and no goroutine waits on it. The writer goroutine is started
+// when frames arrive and ends when it has drained the queue, so a burst of
+// frames is written together (one write) by one short-lived goroutine.
 type outQueue struct {
-	mu       sync.Mutex
-	frames   [][]byte
-	held     [][]byte
-	holding  bool
-	closed   bool
-	limit    int           // most frames queued before a live delivery fails
-	ready    chan struct{} // signalled when frames were added (cap 1)
-	drained  chan struct{} // signalled when the writer took frames (cap 1)
-	closedCh chan struct{}
+	mu      sync.Mutex
+	frames  [][]byte
+	held    [][]byte
+	holding bool
+	closed  bool
+	paused  bool   // no writer is started until start
+	writing bool   // a writer goroutine is running
+	limit   int    // most frames queued before a live delivery fails
+	writer  func() // the writer goroutine's body
+	// wake is closed (and forgotten) when the writer takes frames or the
+	// queue closes; made only when a reply waits for room.
+	wake chan struct{}
 }
 
-func newOutQueue(limit int) *outQueue {
-	return &outQueue{limit: limit, ready: make(chan struct{}, 1), drained: make(chan struct{}, 1), closedCh: make(chan struct{})}
+// newOutQueue returns a paused queue whose writer, once started, runs writer
+// in its own goroutine; writer drains the queue with take.
+func newOutQueue(limit int, writer func()) *outQueue {
+	return &outQueue{limit: limit, writer: writer, paused: true}
 }
 
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
+// wakeWaiters releases replies waiting for room. Called with q.mu held.
+func (q *outQueue) wakeWaiters() {
+	if q.wake != nil {
+		close(q.wake)
+		q.wake = nil
 	}
+}
+
+// kick starts the writer if frames wait and none runs. Called with q.mu held.
+func (q *outQueue) kick() {
+	if !q.writing && !q.paused && !q.closed && len(q.frames) > 0 {
+		q.writing = true
+		go q.writer()
+	}
+}
+
+// start lets the writer run (after the socket is registered).
+func (q *outQueue) start() {
+	q.mu.Lock()
+	q.paused = false
+	q.kick()
+	q.mu.Unlock()
 }
 
 // push queues a live delivery; false means the queue overflowed (or closed).
@@ -53,8 +79,20 @@ func (q *outQueue) push(frame []byte) bool {
 		return false
 	}
 	q.frames = append(q.frames, frame)
-	signal(q.ready)
+	q.kick()
 	return true
+}
+
+// pushFinal queues frames after everything queued, ignoring the limit (the
+// last frame and close marker of a closing socket).
+func (q *outQueue) pushFinal(frames ...[]byte) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.frames = append(q.frames, frames...)
+	q.kick()
 }
 
 // reply queues one of the connection's own frames, waiting while the queue is
@@ -68,15 +106,17 @@ func (q *outQueue) reply(ctx context.Context, frame []byte) bool {
 		}
 		if len(q.frames) < q.limit/2 {
 			q.frames = append(q.frames, frame)
-			signal(q.ready)
+			q.kick()
 			q.mu.Unlock()
 			return true
 		}
+		if q.wake == nil {
+			q.wake = make(chan struct{})
+		}
+		wake := q.wake
 		q.mu.Unlock()
 		select {
-		case <-q.drained:
-		case <-q.closedCh:
-			return false
+		case <-wake:
 		case <-ctx.Done():
 			return false
 		}
@@ -97,21 +137,28 @@ func (q *outQueue) release() {
 	if len(q.held) > 0 {
 		q.frames = append(q.frames, q.held...)
 		q.held = nil
-		signal(q.ready)
+		q.kick()
 	}
 	q.mu.Unlock()
 }
 
-// take hands the writer everything queued, swapping in buf (emptied) for reuse.
+// take hands the writer everything queued, swapping in buf (emptied) for
+// reuse. When nothing is queued (or the queue closed) it returns nil and the
+// writer must end: the next frame starts a new one.
 func (q *outQueue) take(buf [][]byte) [][]byte {
 	q.mu.Lock()
+	if len(q.frames) == 0 || q.closed {
+		q.writing = false
+		q.mu.Unlock()
+		return nil
+	}
 	frames := q.frames
 	q.frames = buf[:0]
 	if cap(q.frames) > 64 {
 		q.frames = nil // let a burst's big slice go
 	}
+	q.wakeWaiters()
 	q.mu.Unlock()
-	signal(q.drained)
 	return frames
 }
 
@@ -122,6 +169,6 @@ func (q *outQueue) close() {
 	if !q.closed {
 		q.closed = true
 		q.frames, q.held = nil, nil
-		close(q.closedCh)
+		q.wakeWaiters()
 	}
 }

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -23,9 +25,11 @@ const (
 	CloseHeartbeatMissed websocket.StatusCode = 4000 // nothing received for two heartbeat intervals
 )
 
-// conn is one device's socket. The read loop runs in the HTTP handler's
-// goroutine; one writer goroutine owns the socket's writes and drains the
-// bounded queue.
+// conn is one device's socket. Once upgraded, the HTTP handler returns (so
+// net/http frees the request and its goroutine): the socket is read by a
+// reader goroutine that exists only while frames arrive (readers.go), and
+// written by a writer goroutine that exists only while frames are queued
+// (queue.go). An idle socket has no goroutine at all.
 type conn struct {
 	g      *Gateway
 	ws     *websocket.Conn
@@ -34,12 +38,23 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	nc     net.Conn      // the hijacked TCP connection
+	rd     *bufio.Reader // the library's (small) read buffer
+	src    *connReader   // under rd
+	wmu    sync.Mutex    // serializes writes to nc (batches, control frames)
+	rstate atomic.Int32  // reader state: readParked, readActive, readDone
+	poll   *poller       // watches the socket while parked; nil: a reader goroutine per socket
+	pollID uint64        // key of the socket in the poller (readers_linux.go)
+
+	rmu     sync.Mutex // orders the reader's look at its buffers with a closer's reads
+	closing bool       // a close handshake began (under rmu)
+
 	lastActive atomic.Int64 // unix nanos of the last frame or ping received
 	closeOnce  sync.Once
 	closeCode  websocket.StatusCode // set before the close marker is queued
 	closeWhy   string
 	inflight   chan struct{} // bounds sends waiting for their commit
-	timers     []*time.Timer
+	timer      *time.Timer   // heartbeat check and session expiry, whichever comes first
 
 	watchMu sync.Mutex
 	watched map[string]bool // presence subscriptions
@@ -80,9 +95,10 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	c := &conn{g: g, sess: sess, q: newOutQueue(g.cfg.SendQueueLimit), inflight: make(chan struct{}, g.cfg.MaxInflightSends)}
+	c := &conn{g: g, sess: sess, inflight: make(chan struct{}, g.cfg.MaxInflightSends)}
+	c.q = newOutQueue(g.cfg.SendQueueLimit, c.writeLoop)
 	c.touch()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(&smallHijacker{ResponseWriter: w, c: c}, r, &websocket.AcceptOptions{
 		OriginPatterns:  g.cfg.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled,
 		OnPingReceived: func(context.Context, []byte) bool {
@@ -93,52 +109,69 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has answered the request
 	}
+	// Accept put the reader over the raw connection: put it back over
+	// connReader (nothing is buffered yet), which holds the handshake's
+	// read-ahead bytes and reads in pooled chunks.
+	c.rd.Reset(c.src)
 	ws.SetReadLimit(g.cfg.MaxFrameBytes)
 	c.ws = ws
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	defer c.cancel()
 
 	c.q.reply(c.ctx, proto.Encode(proto.Ready{Type: proto.TypeReady, UserID: sess.UserID, DeviceID: sess.DeviceID, HeartbeatInterval: g.cfg.HeartbeatInterval.Milliseconds()}))
 	if err := g.hub.register(c); err != nil {
 		g.log.Warn("socket refused", "err", err)
 		c.q.close()
+		c.markClosing()
 		_ = ws.Close(websocket.StatusTryAgainLater, "server is shutting down")
+		c.cancel()
 		return
 	}
-	defer g.sockets.Done() // register counted this socket
+	// register counted this socket in g.sockets; ended calls Done.
 	g.metrics.Connections.Inc()
 	g.metrics.ConnectionsTotal.Inc()
-	defer g.metrics.Connections.Dec()
 
-	go c.writeLoop()
-	idle := 2 * g.cfg.HeartbeatInterval
-	c.timers = append(c.timers, time.AfterFunc(idle, c.checkIdle))
-	until := time.Until(time.UnixMilli(sess.ExpiresAt))
-	c.timers = append(c.timers, time.AfterFunc(until, c.expire))
+	c.timer = time.AfterFunc(c.nextCheck(time.Now()), c.check)
+	c.q.start()
+	c.startReading()
+	// The handler returns; the socket lives on in its reader and writer.
+}
 
-	c.readLoop()
-
-	for _, t := range c.timers {
-		t.Stop()
-	}
+// ended runs once, when the socket's reading ended (the peer went away, a
+// read failed, or the socket was closed): it releases everything.
+func (c *conn) ended() {
+	c.timer.Stop()
 	c.shutdown(websocket.StatusNormalClosure, "")
-	g.hub.unregister(c)
-	if err := g.svc.DeviceSeen(context.Background(), sess.DeviceID); err != nil {
-		g.log.Warn("recording device last_seen", "err", err)
+	c.g.hub.unregister(c)
+	if err := c.g.svc.DeviceSeen(context.Background(), c.sess.DeviceID); err != nil {
+		c.g.log.Warn("recording device last_seen", "err", err)
 	}
+	c.g.metrics.Connections.Dec()
+	c.g.sockets.Done()
 }
 
 func (c *conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
 
-// checkIdle closes a socket that sent nothing for two heartbeat intervals.
-func (c *conn) checkIdle() {
-	limit := 2 * c.g.cfg.HeartbeatInterval
-	idle := time.Since(time.Unix(0, c.lastActive.Load()))
-	if idle >= limit {
+// nextCheck is how long until the socket may have been silent for two
+// heartbeat intervals or its session expires, whichever comes first.
+func (c *conn) nextCheck(now time.Time) time.Duration {
+	idle := 2*c.g.cfg.HeartbeatInterval - now.Sub(time.Unix(0, c.lastActive.Load()))
+	return max(0, min(idle, time.UnixMilli(c.sess.ExpiresAt).Sub(now)))
+}
+
+// check runs on the socket's one timer: it ends a socket whose session
+// expired (error 440, close 4440) or that sent nothing for two heartbeat
+// intervals (close 4000), else waits for the next deadline.
+func (c *conn) check() {
+	now := time.Now()
+	if !now.Before(time.UnixMilli(c.sess.ExpiresAt)) {
+		c.expire()
+		return
+	}
+	if now.Sub(time.Unix(0, c.lastActive.Load())) >= 2*c.g.cfg.HeartbeatInterval {
 		c.shutdown(CloseHeartbeatMissed, "no frame or ping for two heartbeat intervals")
 		return
 	}
-	c.timers[0].Reset(limit - idle)
+	c.timer.Reset(c.nextCheck(now))
 }
 
 // expire ends a socket whose session expired or was revoked: error 440, then
@@ -152,12 +185,7 @@ func (c *conn) expire() {
 func (c *conn) finish(frame []byte, code websocket.StatusCode, why string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeWhy = code, why
-		c.q.mu.Lock()
-		if !c.q.closed {
-			c.q.frames = append(c.q.frames, frame, closeMarker)
-		}
-		c.q.mu.Unlock()
-		signal(c.q.ready)
+		c.q.pushFinal(frame, closeMarker)
 		// If the writer is stuck, close anyway after a grace period.
 		time.AfterFunc(5*time.Second, func() { c.forceClose(code, why) })
 	})
@@ -171,9 +199,18 @@ func (c *conn) shutdown(code websocket.StatusCode, why string) {
 func (c *conn) forceClose(code websocket.StatusCode, why string) {
 	c.q.close()
 	go func() {
+		c.markClosing()
 		_ = c.ws.Close(code, why) // bounded by the library's close timeout
 		c.cancel()
+		c.stopped()
 	}()
+}
+
+// markClosing tells the reader that a close handshake now reads the socket.
+func (c *conn) markClosing() {
+	c.rmu.Lock()
+	c.closing = true
+	c.rmu.Unlock()
 }
 
 // slow closes a socket whose queue overflowed.
@@ -182,49 +219,88 @@ func (c *conn) slow() {
 	c.shutdown(CloseSlowConsumer, "send queue overflow: reconnect and sync")
 }
 
+// writeLoop is the writer goroutine, started by the queue when frames
+// arrive: it writes everything queued in one batch, again until the queue
+// is empty, then ends.
 func (c *conn) writeLoop() {
 	var buf [][]byte
 	for {
-		select {
-		case <-c.q.ready:
-		case <-c.ctx.Done():
+		frames := c.q.take(buf)
+		if frames == nil {
 			return
 		}
-		frames := c.q.take(buf)
-		for _, f := range frames {
+		batch := frames
+		final := false
+		for i, f := range frames {
 			if f == nil { // closeMarker
-				c.q.close()
-				_ = c.ws.Close(c.closeCode, c.closeWhy)
-				c.cancel()
-				return
+				batch, final = frames[:i], true
+				break
 			}
-			if err := c.ws.Write(c.ctx, websocket.MessageText, f); err != nil {
+		}
+		if len(batch) > 0 {
+			if err := c.writeFrames(batch); err != nil {
+				c.q.close()
 				c.shutdown(websocket.StatusAbnormalClosure, "")
 				return
 			}
+			c.g.metrics.FramesOut.Add(float64(len(batch)))
 		}
-		c.g.metrics.FramesOut.Add(float64(len(frames)))
+		if final {
+			c.q.close()
+			c.markClosing()
+			_ = c.ws.Close(c.closeCode, c.closeWhy)
+			c.cancel()
+			c.stopped()
+			return
+		}
 		clear(frames)
 		buf = frames
 	}
 }
 
-func (c *conn) readLoop() {
+// readFrames reads and handles frames until no more bytes are buffered (the
+// reader may then stop until the socket is readable again) or, with
+// blocking, until the socket ends. It returns false when the socket ended.
+//
+// The library is given a context without deadline, so it arms no timer per
+// read: every path that ends a socket closes it, which ends a pending read.
+func (c *conn) readFrames(blocking bool) bool {
 	for {
-		typ, data, err := c.ws.Read(c.ctx)
+		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			if status := websocket.CloseStatus(err); status == websocket.StatusMessageTooBig {
 				c.g.log.Info("socket closed: frame over the read limit", "device", c.sess.DeviceID)
 			}
-			return
+			return false
 		}
 		c.touch()
 		if typ != websocket.MessageText {
 			c.replyError(errors.Join(proto.ErrMalformed, errors.New("frames must be text (JSON)")), "")
-			continue
+		} else {
+			c.handle(data)
 		}
-		c.handle(data)
+		if !blocking {
+			more, closing := c.buffered()
+			if closing {
+				return false
+			}
+			if !more {
+				return true
+			}
+		}
 	}
+}
+
+// buffered reports whether received bytes wait in user space (which a
+// readiness notification would not announce), unless a close handshake
+// reads the socket now (closing).
+func (c *conn) buffered() (more, closing bool) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.closing {
+		return false, true
+	}
+	return c.rd.Buffered() > 0 || c.src.pending(), false
 }
 
 // reply queues one of the connection's own frames.

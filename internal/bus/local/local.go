@@ -15,27 +15,46 @@ import (
 type Bus struct {
 	mu     sync.RWMutex
 	next   uint64
-	topics map[string]map[uint64]func(*chat.Event)
+	topics map[string]*topic
+}
+
+// topic holds a topic's subscribers. Nearly every topic has one (a user's
+// topic while the user is online on this node), which is kept without a map:
+// an idle socket's subscription costs a few dozen bytes.
+type topic struct {
+	id   uint64 // of h; 0 when the first subscriber left
+	h    func(*chat.Event)
+	more map[uint64]func(*chat.Event) // the others, if any
+}
+
+func (t *topic) len() int {
+	n := len(t.more)
+	if t.h != nil {
+		n++
+	}
+	return n
 }
 
 // New returns an empty bus.
-func New() *Bus { return &Bus{topics: make(map[string]map[uint64]func(*chat.Event))} }
+func New() *Bus { return &Bus{topics: make(map[string]*topic)} }
 
 // Publish calls every handler subscribed to topic.
-func (b *Bus) Publish(_ context.Context, topic string, ev *chat.Event) error {
+func (b *Bus) Publish(_ context.Context, name string, ev *chat.Event) error {
 	// Copy the handlers so that a handler may (un)subscribe without deadlock.
 	var one func(*chat.Event)
 	var many []func(*chat.Event)
 	b.mu.RLock()
-	subs := b.topics[topic]
-	if len(subs) == 1 {
-		for _, h := range subs {
-			one = h
-		}
-	} else if len(subs) > 1 {
-		many = make([]func(*chat.Event), 0, len(subs))
-		for _, h := range subs {
-			many = append(many, h)
+	if t := b.topics[name]; t != nil {
+		if len(t.more) == 0 {
+			one = t.h
+		} else {
+			many = make([]func(*chat.Event), 0, t.len())
+			if t.h != nil {
+				many = append(many, t.h)
+			}
+			for _, h := range t.more {
+				many = append(many, h)
+			}
 		}
 	}
 	b.mu.RUnlock()
@@ -49,30 +68,51 @@ func (b *Bus) Publish(_ context.Context, topic string, ev *chat.Event) error {
 }
 
 // Subscribe registers h for topic.
-func (b *Bus) Subscribe(topic string, h func(*chat.Event)) (func(), error) {
+func (b *Bus) Subscribe(name string, h func(*chat.Event)) (func(), error) {
 	b.mu.Lock()
 	b.next++
 	id := b.next
-	subs := b.topics[topic]
-	if subs == nil {
-		subs = make(map[uint64]func(*chat.Event), 1)
-		b.topics[topic] = subs
+	t := b.topics[name]
+	switch {
+	case t == nil:
+		b.topics[name] = &topic{id: id, h: h}
+	case t.h == nil:
+		t.id, t.h = id, h
+	default:
+		if t.more == nil {
+			t.more = make(map[uint64]func(*chat.Event), 1)
+		}
+		t.more[id] = h
 	}
-	subs[id] = h
 	b.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			if subs := b.topics[topic]; subs != nil {
-				delete(subs, id)
-				if len(subs) == 0 {
-					delete(b.topics, topic)
-				}
-			}
-		})
-	}, nil
+	return (&subscription{b: b, topic: name, id: id}).unsubscribe, nil
+}
+
+type subscription struct {
+	b     *Bus
+	topic string
+	id    uint64
+	once  sync.Once
+}
+
+func (s *subscription) unsubscribe() {
+	s.once.Do(func() {
+		b := s.b
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		t := b.topics[s.topic]
+		if t == nil {
+			return
+		}
+		if t.id == s.id && t.h != nil {
+			t.id, t.h = 0, nil
+		} else {
+			delete(t.more, s.id)
+		}
+		if t.len() == 0 {
+			delete(b.topics, s.topic)
+		}
+	})
 }
 
 // Ping always succeeds: the bus lives in this process.
