@@ -135,8 +135,12 @@ type Message struct {
 	Content     string `json:"content"`
 	ContentType string `json:"content_type"`
 	MediaID     string `json:"media_id,omitempty"`
-	ReplyToSeq  int64  `json:"reply_to_seq,omitempty"`
-	Timestamp   int64  `json:"timestamp"` // ms since the epoch, server time of acceptance
+	// Media describes the media MediaID names (type, size, dimensions, file
+	// name, inline thumbnail), as it was when the message was sent: enough
+	// for a preview without downloading. Nil without media and for e2ee.
+	Media      *Media `json:"media,omitempty"`
+	ReplyToSeq int64  `json:"reply_to_seq,omitempty"`
+	Timestamp  int64  `json:"timestamp"` // ms since the epoch, server time of acceptance
 }
 
 // Time returns Timestamp as a time.Time.

@@ -86,6 +86,9 @@ func renderContent(m *client.Message) string {
 	if m.MediaID != "" {
 		s += " " + m.MediaID
 	}
+	if m.Media != nil && m.Media.Name != "" {
+		s += " " + oneLine(m.Media.Name, 60)
+	}
 	s += "]"
 	if m.Content != "" {
 		s += " " + m.Content

@@ -306,6 +306,7 @@ func TestFormatting(t *testing.T) {
 		{client.Message{Content: "hi", ContentType: "text"}, "hi"},
 		{client.Message{Content: "{}", ContentType: "e2ee"}, "[encrypted message]"},
 		{client.Message{Content: "cat.png", ContentType: "image", MediaID: "m1"}, "[image m1] cat.png"},
+		{client.Message{ContentType: "file", MediaID: "m2", Media: &client.Media{Name: "minutes.pdf", Size: 30_000}}, "[file m2 minutes.pdf]"},
 	} {
 		if got := renderContent(&tc.m); got != tc.want {
 			t.Errorf("renderContent(%+v) = %q", tc.m, got)

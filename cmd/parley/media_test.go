@@ -43,9 +43,10 @@ func TestSendFileAndDownload(t *testing.T) {
 	if !strings.Contains(errs, "100%") || !strings.Contains(errs, "cat.png") {
 		t.Fatalf("no progress bar on stderr: %q", errs)
 	}
-	// Bob sees an image message with the media id, and downloads it.
+	// Bob sees an image message with the media id and its file name (from
+	// the message's media object), and downloads it.
 	hist := bob.ok("", "history", "@alice")
-	m := regexp.MustCompile(`\[image (\w+)\] look at this`).FindStringSubmatch(hist)
+	m := regexp.MustCompile(`\[image (\w+) cat\.png\] look at this`).FindStringSubmatch(hist)
 	if m == nil {
 		t.Fatalf("history: %s", hist)
 	}

@@ -161,7 +161,9 @@ func (s *Service) MediaFor(ctx context.Context, sess Session, id string) (Media,
 // checkMediaRef is the send path's media check: a message that names a
 // media id (any content type: a reference grants the conversation's members
 // read access) must name one the sender uploaded, else ErrInvalid (422).
-// Media content types require a media id (validateSend says 400).
+// Media content types require a media id (validateSend says 400). The item's
+// description (thumbnail included) is kept in req for the message, except
+// for e2ee messages, which carry no preview in clear.
 //
 // The item may still be collected between this check and the commit; the
 // store's tombstone then refuses the message in its own transaction (see
@@ -182,6 +184,10 @@ func (s *Service) checkMediaRef(ctx context.Context, sess Session, req *SendRequ
 		return err
 	case m.UploaderID != sess.UserID:
 		return errf(ErrInvalid, "media_id %q was uploaded by another user; upload it yourself to share it", req.MediaID)
+	}
+	if req.ContentType != ContentE2EE {
+		req.media = &MediaInfo{ContentType: m.ContentType, Size: m.Size, Width: m.Width, Height: m.Height,
+			DurationMS: m.DurationMS, Name: m.Name, Thumbnail: m.Thumbnail}
 	}
 	return nil
 }

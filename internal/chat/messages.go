@@ -21,6 +21,8 @@ type SendRequest struct {
 	MediaID         string
 	ReplyToSeq      int64
 	ClientTimestamp int64
+
+	media *MediaInfo // set by checkMediaRef
 }
 
 type sendReq struct {
@@ -80,6 +82,7 @@ func (s *Service) Submit(ctx context.Context, sess Session, req SendRequest) (*P
 		Content:         req.Content,
 		ContentType:     req.ContentType,
 		MediaID:         req.MediaID,
+		Media:           req.media,
 		ReplyToSeq:      req.ReplyToSeq,
 		Timestamp:       now.UnixMilli(),
 		ClientTimestamp: req.ClientTimestamp,

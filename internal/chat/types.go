@@ -134,6 +134,25 @@ type Message struct {
 	ReplyToSeq      int64
 	Timestamp       int64 // server time of acceptance, ms
 	ClientTimestamp int64 // what the client claimed, ms; informational
+
+	// Media describes the item MediaID names, copied from the catalogue when
+	// the message was accepted and stored with it, so that every delivery
+	// carries its preview without a lookup. Nil without a media id, and for
+	// e2ee messages (a preview in clear would leak what the ciphertext hides).
+	Media *MediaInfo
+}
+
+// MediaInfo is what a message carries about its media: enough for a
+// recipient to show a preview (or a file card) before downloading. Stores
+// keep it as this JSON.
+type MediaInfo struct {
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	Width       int    `json:"width,omitempty"`
+	Height      int    `json:"height,omitempty"`
+	DurationMS  int64  `json:"duration_ms,omitempty"`
+	Name        string `json:"name,omitempty"`
+	Thumbnail   string `json:"thumbnail,omitempty"` // a data: URL
 }
 
 // Page selects a slice of a conversation's history. Exactly one of Before and

@@ -16,8 +16,23 @@ type Message struct {
 	Content         json.RawMessage `json:"content"`
 	ContentType     string          `json:"content_type"`
 	MediaID         string          `json:"media_id,omitempty"`
+	Media           *MessageMedia   `json:"media,omitempty"`
 	ReplyToSeq      int64           `json:"reply_to_seq,omitempty"`
 	Timestamp       int64           `json:"timestamp"`
+}
+
+// MessageMedia is what a message carries about the media it references,
+// as it was when the message was sent: enough to show a preview (the
+// thumbnail, a data: URL) or a file card before downloading.
+type MessageMedia struct {
+	MediaID     string `json:"media_id"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	Width       int    `json:"width,omitempty"`
+	Height      int    `json:"height,omitempty"`
+	DurationMS  int64  `json:"duration_ms,omitempty"`
+	Name        string `json:"name,omitempty"`
+	Thumbnail   string `json:"thumbnail,omitempty"`
 }
 
 // Member is a conversation member with its receipt watermarks.

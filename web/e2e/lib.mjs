@@ -137,9 +137,20 @@ export async function loginAs(page, u) {
   await waitSynced(page);
 }
 
+/** Upload a file as u (POST /api/v1/media); returns the media object. */
+export async function uploadMedia(u, buffer, name) {
+  const res = await fetch(`${BASE}/api/v1/media?name=${encodeURIComponent(name)}`, {
+    method: 'POST', headers: { Authorization: `Bearer ${u.token}` }, body: buffer,
+  });
+  const data = await res.json();
+  if (res.status !== 201) throw new Error(`upload ${name}: ${res.status} ${JSON.stringify(data)}`);
+  return data;
+}
+
 /**
  * Send messages over a WebSocket opened inside page (node 20 has no
- * WebSocket), waiting for every ack. Returns the acks.
+ * WebSocket), waiting for every ack. Returns the acks. A message is a text,
+ * or {content, content_type, media_id} (e.g. an uploadMedia() answer's id).
  */
 export async function sendOverWS(page, token, conversationId, texts, timeout = T.long) {
   return page.evaluate(async ({ token, conversationId, texts, timeout }) => {
@@ -150,7 +161,8 @@ export async function sendOverWS(page, token, conversationId, texts, timeout = T
       let i = 0;
       const next = () => {
         if (i >= texts.length) { clearTimeout(timer); ws.close(); resolve(); return; }
-        ws.send(JSON.stringify({ type: 'send_message', message_id: `seed-${Date.now()}-${i}-${Math.random()}`, conversation_id: conversationId, content: texts[i], content_type: 'text' }));
+        const m = typeof texts[i] === 'string' ? { content: texts[i], content_type: 'text' } : { content: '', ...texts[i] };
+        ws.send(JSON.stringify({ type: 'send_message', message_id: `seed-${Date.now()}-${i}-${Math.random()}`, conversation_id: conversationId, ...m }));
         i++;
       };
       ws.onmessage = (ev) => {

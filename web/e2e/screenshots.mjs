@@ -1,11 +1,13 @@
 // Regenerates the screenshots in docs/screenshots/ (login, desktop list +
-// chat, phone chat and list, group info, dark theme) against a running
-// server with realistic data. Run through go test (see docs/web-client.md):
+// chat, photos and files in a chat, the photo viewer, phone chat and list,
+// group info, dark theme) against a running server with realistic data. Run through go test (see docs/web-client.md):
 //   PARLEY_SCREENSHOTS=1 go test ./web -run TestScreenshots -v
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BASE, launch, newDevice, apiUser, rest, sendOverWS, uname, waitSynced, openChat } from './lib.mjs';
+import { randomBytes } from 'node:crypto';
+import { BASE, launch, newDevice, apiUser, rest, sendOverWS, uploadMedia, uname, waitSynced, openChat } from './lib.mjs';
+import { landscapePNG } from './png.mjs';
 
 const OUT = resolve(process.env.PARLEY_SCREENSHOTS_DIR || join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'screenshots'));
 mkdirSync(OUT, { recursive: true });
@@ -43,8 +45,18 @@ try {
   await say(alice, ae, 'Anytime 📚');
   await status(erin, ae, 2, 'read');
   await status(alice, ae, 2, 'read');
-  await say(alice, ad, 'Sent you the photos from last week');
-  await say(dan, ad, 'Got them, they look great 😄');
+  await say(dan, ad, 'How was the lake? 🏞️');
+  const lake = await uploadMedia(alice, landscapePNG(1200, 800, 'dusk'), 'lake-at-dusk.png');
+  const morning = await uploadMedia(alice, landscapePNG(1200, 800, 'day'), 'next-morning.png');
+  await say(alice, ad, { content_type: 'image', media_id: lake.media_id }, { content_type: 'image', media_id: morning.media_id, content: 'And the next morning ☀️' });
+  await say(dan, ad, 'Wow 😍 they look great');
+  const plan = await uploadMedia(dan, Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(182_000)]), 'Cabin booking confirmation.pdf');
+  await say(dan, ad, { content_type: 'file', media_id: plan.media_id });
+  const oggHead = Buffer.from('OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x13OpusHead', 'latin1');
+  const note = await uploadMedia(dan, Buffer.concat([oggHead, randomBytes(24_000)]), 'voice-note.ogg');
+  await say(dan, ad, { content_type: 'voice', media_id: note.media_id });
+  await status(alice, ad, 6, 'read');
+  await status(dan, ad, 3, 'read');
   await say(bob, ab, 'Hey Alice! Are we still on for Saturday?');
   await say(alice, ab, 'Yes! 10am at the trailhead 🥾', "I'll bring coffee");
   await say(bob, ab, 'Perfect. Carol said she might join too', 'Should I book the cabin for Sunday night?');
@@ -90,6 +102,20 @@ try {
   await desk.page.locator('.typing-row.on').waitFor();
   await desk.page.mouse.move(900, 300);
   await desk.page.screenshot({ path: join(OUT, 'desktop-chat.png') });
+
+  await desk.page.setViewportSize({ width: 1280, height: 960 }); // room for two photos, a document and a voice note
+  await openChat(desk.page, 'Dan Okafor');
+  await desk.page.locator('.msgs .media-image.loaded').nth(1).waitFor();
+  await desk.page.locator('.msgs .file-card').waitFor();
+  await desk.page.mouse.move(900, 300);
+  await desk.page.waitForTimeout(600); // the thumbnails' fade to the full images
+  await desk.page.screenshot({ path: join(OUT, 'desktop-media.png') });
+  await desk.page.getByRole('button', { name: /^Open photo lake-at-dusk/ }).click();
+  await desk.page.locator('dialog.lightbox .lightbox-stage.loaded').waitFor();
+  await desk.page.waitForTimeout(500);
+  await desk.page.screenshot({ path: join(OUT, 'photo-viewer.png') });
+  await desk.page.keyboard.press('Escape');
+  await desk.page.setViewportSize({ width: 1280, height: 800 });
 
   await openChat(desk.page, 'Weekend trip');
   await desk.page.locator('.chat-head .icon-btn[aria-label="Group info"]').click();

@@ -1,7 +1,8 @@
 // Unit tests of the client's pure modules (no browser needed).
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { ConvWindow, receiptOf, activityTime, previewText } from '../static/js/store.js';
+import { ConvWindow, receiptOf, activityTime, previewText, duration, fileSize } from '../static/js/store.js';
+import { kindOf } from '../static/js/upload.js';
 import { initials, deviceName, presenceText, listTime, newMessageId, colorSlot } from '../static/js/util/format.js';
 
 const msg = (seq, sender = 'u1') => ({ seq, sender_id: sender, timestamp: seq * 1000, content: `m${seq}`, content_type: 'text' });
@@ -63,4 +64,25 @@ test('formatting helpers', () => {
   assert.ok(colorSlot('x') >= 0 && colorSlot('x') < 8);
   assert.equal(previewText({ content_type: 'e2ee', content: {} }), 'Encrypted message');
   assert.equal(activityTime({ last_message: null, updated_at: 5, created_at: 1 }, 7), 7);
+});
+
+test('media helpers: kinds, sizes, durations, previews', () => {
+  assert.equal(kindOf('image/png'), 'image');
+  assert.equal(kindOf('video/mp4'), 'video');
+  assert.equal(kindOf('audio/ogg'), 'voice');
+  assert.equal(kindOf('application/pdf'), 'file');
+  assert.equal(kindOf(''), 'file');
+  assert.equal(fileSize(0), '0 B');
+  assert.equal(fileSize(999), '999 B');
+  assert.equal(fileSize(30_009), '30 KB');
+  assert.equal(fileSize(9_500), '9.5 KB');
+  assert.equal(fileSize(2_345_678), '2.3 MB');
+  assert.equal(fileSize(104_857_600), '105 MB');
+  assert.equal(duration(0), '0:00');
+  assert.equal(duration(61_250), '1:01');
+  assert.equal(duration(3_725_000), '1:02:05');
+  assert.equal(previewText({ content_type: 'image', content: '' }), 'Photo');
+  assert.equal(previewText({ content_type: 'image', content: 'Sunset' }), 'Photo: Sunset');
+  assert.equal(previewText({ content_type: 'file', content: '', media: { name: 'minutes.pdf' } }), 'minutes.pdf');
+  assert.equal(previewText({ content_type: 'voice', media: { duration_ms: 75_000 } }), 'Voice message (1:15)');
 });

@@ -57,7 +57,7 @@ func TestQueryPlans(t *testing.T) {
 		{"conversation members", qConvMembers, []any{"c"}},
 		{"promote admin", qPromoteAdmin, []any{"c"}},
 		{"duplicate", qDuplicate, []any{"u", "k"}},
-		{"append", qAppend, []any{"c", "u", "k", "id", "d", "text", "", int64(0), int64(1), int64(2), "hi"}},
+		{"append", qAppend, []any{"c", "u", "k", "id", "d", "text", "", int64(0), int64(1), int64(2), "hi", nil}},
 		{"page newest", qPageNewest, []any{"c", 10}},
 		{"page before", qPageBefore, []any{"c", 5, 10}},
 		{"page forward", qPageForward, []any{"c", 5, 10}},

@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -15,32 +16,60 @@ import (
 
 // msgCols are the columns scanMessage reads, in its order.
 const msgCols = `conversation_id, seq, sender_id, client_message_id, id, sender_device_id,
-	content_type, media_id, reply_to_seq, timestamp, client_timestamp, content`
+	content_type, media_id, reply_to_seq, timestamp, client_timestamp, content, media_json`
 
 // msgColsX is msgCols qualified by the table alias x.
 const msgColsX = `x.conversation_id, x.seq, x.sender_id, x.client_message_id, x.id, x.sender_device_id,
-	x.content_type, x.media_id, x.reply_to_seq, x.timestamp, x.client_timestamp, x.content`
+	x.content_type, x.media_id, x.reply_to_seq, x.timestamp, x.client_timestamp, x.content, x.media_json`
 
 func scanMessage(row pgx.Row) (chat.Message, error) {
 	var m chat.Message
-	var clientID *string
+	var clientID, mediaJSON *string
 	err := row.Scan(&m.ConversationID, &m.Seq, &m.SenderID, &clientID, &m.ID, &m.SenderDeviceID,
-		&m.ContentType, &m.MediaID, &m.ReplyToSeq, &m.Timestamp, &m.ClientTimestamp, &m.Content)
+		&m.ContentType, &m.MediaID, &m.ReplyToSeq, &m.Timestamp, &m.ClientTimestamp, &m.Content, &mediaJSON)
 	if clientID != nil {
 		m.ClientID = *clientID
 	}
+	m.Media = decodeMediaInfo(mediaJSON)
 	return m, err
+}
+
+// encodeMediaInfo is the media_json column of a message: NULL without media.
+func encodeMediaInfo(mi *chat.MediaInfo) *string {
+	if mi == nil {
+		return nil
+	}
+	b, err := json.Marshal(mi)
+	if err != nil {
+		return nil // plain strings and numbers: cannot happen
+	}
+	s := string(b)
+	return &s
+}
+
+// decodeMediaInfo reads the media_json column. Text that does not decode
+// (which this store never writes) reads as no description: the message
+// still names its media, whose description GET /media/{id}/info serves.
+func decodeMediaInfo(s *string) *chat.MediaInfo {
+	if s == nil {
+		return nil
+	}
+	mi := new(chat.MediaInfo)
+	if json.Unmarshal([]byte(*s), mi) != nil {
+		return nil
+	}
+	return mi
 }
 
 // nullMessage receives msgCols from the nullable side of an outer join.
 type nullMessage struct {
-	convID, senderID, clientID, id, deviceID, contentType, mediaID, content *string
-	seq, replyTo, ts, clientTS                                              *int64
+	convID, senderID, clientID, id, deviceID, contentType, mediaID, content, mediaJSON *string
+	seq, replyTo, ts, clientTS                                                         *int64
 }
 
 func (n *nullMessage) dest() []any {
 	return []any{&n.convID, &n.seq, &n.senderID, &n.clientID, &n.id, &n.deviceID,
-		&n.contentType, &n.mediaID, &n.replyTo, &n.ts, &n.clientTS, &n.content}
+		&n.contentType, &n.mediaID, &n.replyTo, &n.ts, &n.clientTS, &n.content, &n.mediaJSON}
 }
 
 // message returns the scanned message, or nil if the join found none.
@@ -64,7 +93,7 @@ func (n *nullMessage) message() *chat.Message {
 		ConversationID: *n.convID, Seq: *n.seq, SenderID: str(n.senderID), ClientID: str(n.clientID),
 		ID: str(n.id), SenderDeviceID: str(n.deviceID), ContentType: str(n.contentType),
 		MediaID: str(n.mediaID), ReplyToSeq: num(n.replyTo), Timestamp: num(n.ts),
-		ClientTimestamp: num(n.clientTS), Content: str(n.content),
+		ClientTimestamp: num(n.clientTS), Content: str(n.content), Media: decodeMediaInfo(n.mediaJSON),
 	}
 }
 
@@ -89,7 +118,8 @@ const (
 	//
 	// Parameters: $1 conversation, $2 sender, $3 client message id (NULL:
 	// none), $4 id, $5 sender device, $6 content type, $7 media id,
-	// $8 reply-to seq, $9 timestamp, $10 client timestamp, $11 content.
+	// $8 reply-to seq, $9 timestamp, $10 client timestamp, $11 content,
+	// $12 media description (JSON, NULL: none).
 	qAppend = `WITH dup AS (
 			SELECT ` + msgColsX + ` FROM message_keys k
 			JOIN messages x ON x.conversation_id = k.conversation_id AND x.seq = k.seq
@@ -108,7 +138,7 @@ const (
 		), ins AS (
 			INSERT INTO messages (` + msgCols + `)
 			SELECT $1::text, ok.seq, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text,
-			       $8::bigint, $9::bigint, $10::bigint, $11::text
+			       $8::bigint, $9::bigint, $10::bigint, $11::text, $12::text
 			FROM ok WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM key)
 			RETURNING seq
 		), bump AS (
@@ -225,7 +255,8 @@ func (s *Store) appendOnce(ctx context.Context, msgs []chat.Message) (results []
 				clientID = &m.ClientID
 			}
 			b.Queue(qAppend, m.ConversationID, m.SenderID, clientID, m.ID, m.SenderDeviceID,
-				m.ContentType, m.MediaID, m.ReplyToSeq, m.Timestamp, m.ClientTimestamp, m.Content)
+				m.ContentType, m.MediaID, m.ReplyToSeq, m.Timestamp, m.ClientTimestamp, m.Content,
+				encodeMediaInfo(m.Media))
 		case appendDupOnly:
 			b.Queue(qDuplicate, m.SenderID, m.ClientID)
 		}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,19 +13,45 @@ import (
 
 // msgCols are the columns scanMessage reads, in its order.
 const msgCols = `conversation_id, seq, sender_id, client_message_id, id, sender_device_id,
-	content_type, media_id, reply_to_seq, timestamp, client_timestamp, content`
+	content_type, media_id, reply_to_seq, timestamp, client_timestamp, content, media_json`
 
 // msgColsX is msgCols qualified by the table alias x.
 const msgColsX = `x.conversation_id, x.seq, x.sender_id, x.client_message_id, x.id, x.sender_device_id,
-	x.content_type, x.media_id, x.reply_to_seq, x.timestamp, x.client_timestamp, x.content`
+	x.content_type, x.media_id, x.reply_to_seq, x.timestamp, x.client_timestamp, x.content, x.media_json`
 
 func scanMessage(row interface{ Scan(...any) error }) (chat.Message, error) {
 	var m chat.Message
-	var clientID sql.NullString
+	var clientID, mediaJSON sql.NullString
 	err := row.Scan(&m.ConversationID, &m.Seq, &m.SenderID, &clientID, &m.ID, &m.SenderDeviceID,
-		&m.ContentType, &m.MediaID, &m.ReplyToSeq, &m.Timestamp, &m.ClientTimestamp, &m.Content)
+		&m.ContentType, &m.MediaID, &m.ReplyToSeq, &m.Timestamp, &m.ClientTimestamp, &m.Content, &mediaJSON)
 	m.ClientID = clientID.String
+	if mediaJSON.Valid {
+		m.Media = decodeMediaInfo(mediaJSON.String)
+	}
 	return m, err
+}
+
+// encodeMediaInfo is the media_json column of a message: NULL without media.
+func encodeMediaInfo(mi *chat.MediaInfo) any {
+	if mi == nil {
+		return nil
+	}
+	b, err := json.Marshal(mi)
+	if err != nil {
+		return nil // plain strings and numbers: cannot happen
+	}
+	return string(b)
+}
+
+// decodeMediaInfo reads the media_json column. Text that does not decode
+// (which this store never writes) reads as no description: the message
+// still names its media, whose description GET /media/{id}/info serves.
+func decodeMediaInfo(s string) *chat.MediaInfo {
+	mi := new(chat.MediaInfo)
+	if json.Unmarshal([]byte(s), mi) != nil {
+		return nil
+	}
+	return mi
 }
 
 // The statements of AppendBatch, prepared once per batch.
@@ -36,8 +63,8 @@ const (
 		FROM conversations c LEFT JOIN members m ON m.conversation_id = c.id
 		WHERE c.id = ?`
 	qAppendInsert = `INSERT INTO messages (conversation_id, seq, sender_id, client_message_id, id,
-		sender_device_id, content_type, media_id, reply_to_seq, timestamp, client_timestamp, content)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		sender_device_id, content_type, media_id, reply_to_seq, timestamp, client_timestamp, content, media_json)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qAppendBump = `UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?`
 )
 
@@ -199,7 +226,8 @@ func appendOne(ctx context.Context, st *appendStmts, convs map[string]*batchConv
 		return chat.AppendResult{}, err
 	}
 	_, err := st.insert.ExecContext(ctx, m.ConversationID, m.Seq, m.SenderID, clientID, m.ID,
-		m.SenderDeviceID, m.ContentType, m.MediaID, m.ReplyToSeq, m.Timestamp, m.ClientTimestamp, m.Content)
+		m.SenderDeviceID, m.ContentType, m.MediaID, m.ReplyToSeq, m.Timestamp, m.ClientTimestamp, m.Content,
+		encodeMediaInfo(m.Media))
 	if err == nil {
 		_, err = st.bump.ExecContext(ctx, m.Seq, m.Timestamp, m.ConversationID)
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 var appendTests = []test{
 	{"Gapless", testAppendGapless},
 	{"RoundTrip", testAppendRoundTrip},
+	{"MediaRoundTrip", testAppendMediaRoundTrip},
 	{"CountersPerConversation", testAppendCountersPerConversation},
 	{"DuplicateLaterBatch", testAppendDuplicateLaterBatch},
 	{"DuplicateSameBatch", testAppendDuplicateSameBatch},
@@ -86,6 +88,101 @@ func testAppendRoundTrip(f *fixture) {
 			t.Errorf("stored message %d differs: %+v, want %+v", i, short(page[i]), short(want))
 		}
 	}
+}
+
+// testAppendMediaRoundTrip: a message's media description (Message.Media)
+// is stored with it and comes back whole, or nil when it had none, from
+// every read: the append result, a duplicate, each history page, the
+// conversation's last message and the user's conversation list.
+func testAppendMediaRoundTrip(f *fixture) {
+	t := f.t
+	a, b := f.user("alice"), f.user("bob")
+	d := f.direct(a, b)
+	photo := f.msg(d.ID, a, "")
+	photo.ContentType, photo.MediaID = chat.ContentImage, "media-photo"
+	photo.Media = &chat.MediaInfo{ContentType: "image/jpeg", Size: 2_345_678, Width: 4032, Height: 3024,
+		Name:      "Été à Kyōto \"2024\" <1>.jpg",
+		Thumbnail: "data:image/jpeg;base64," + strings.Repeat("/9j/4AAQSkZJRgABAQ+/=", 400)}
+	voice := f.msg(d.ID, b, "")
+	voice.ContentType, voice.MediaID = chat.ContentVoice, "media-voice"
+	voice.Media = &chat.MediaInfo{ContentType: "audio/ogg", Size: 9, DurationMS: 61_250}
+	bare := f.msg(d.ID, a, "a reference without a description")
+	bare.MediaID = "media-bare"
+	doc := f.msg(d.ID, b, "")
+	doc.ContentType, doc.MediaID = chat.ContentFile, "media-doc"
+	doc.Media = &chat.MediaInfo{ContentType: "application/pdf", Size: 1}
+	msgs := []chat.Message{photo, voice, bare, doc}
+
+	res := f.appendOK(msgs...)
+	want := make([]chat.Message, len(msgs))
+	for i, m := range msgs {
+		m.Seq = int64(i + 1)
+		want[i] = m
+		if !reflect.DeepEqual(res[i].Message, m) {
+			t.Errorf("result %d = %+v, want %+v", i, mediaOf(res[i].Message), mediaOf(m))
+		}
+	}
+	check := func(what string, got, exp []chat.Message) {
+		t.Helper()
+		if len(got) != len(exp) {
+			t.Fatalf("%s: %d messages, want %d", what, len(got), len(exp))
+		}
+		for i := range exp {
+			if !reflect.DeepEqual(got[i], exp[i]) {
+				t.Errorf("%s: message seq %d = %+v, want %+v", what, exp[i].Seq, mediaOf(got[i]), mediaOf(exp[i]))
+			}
+		}
+	}
+	page, _, err := f.s.Messages(f.ctx, d.ID, chat.Page{Forward: true, Limit: 10})
+	noErr(t, "Messages forward", err)
+	check("forward page", page, want)
+	page, _, err = f.s.Messages(f.ctx, d.ID, chat.Page{Limit: 10})
+	noErr(t, "Messages newest", err)
+	check("newest page", page, []chat.Message{want[3], want[2], want[1], want[0]})
+	page, _, err = f.s.Messages(f.ctx, d.ID, chat.Page{Before: 3, Limit: 10})
+	noErr(t, "Messages before", err)
+	check("backward page", page, []chat.Message{want[1], want[0]})
+
+	retry := f.msg(d.ID, a, "retry")
+	retry.ClientID = photo.ClientID
+	dup := f.appendOK(retry)[0]
+	if !dup.Duplicate {
+		t.Errorf("retry of the photo: Duplicate = false")
+	}
+	check("duplicate", []chat.Message{dup.Message}, want[:1])
+
+	last := func(what string, c chat.Conversation) {
+		t.Helper()
+		if c.LastMessage == nil {
+			t.Fatalf("%s: no last message", what)
+		}
+		check(what, []chat.Message{*c.LastMessage}, want[3:])
+	}
+	last("Conversation", f.conversation(d.ID))
+	last("Conversations", findConv(t, f.conversations(b), d.ID))
+	photoLast := f.appendOK(func() chat.Message {
+		m := f.msg(d.ID, a, "")
+		m.ContentType, m.MediaID, m.Media = chat.ContentImage, "media-photo", photo.Media
+		return m
+	}())[0].Message
+	if c := f.conversation(d.ID); c.LastMessage == nil || !reflect.DeepEqual(*c.LastMessage, photoLast) {
+		t.Errorf("Conversation: last message is not the photo with its thumbnail")
+	}
+	if c := findConv(t, f.conversations(a), d.ID); c.LastMessage == nil || !reflect.DeepEqual(*c.LastMessage, photoLast) {
+		t.Errorf("Conversations: last message is not the photo with its thumbnail")
+	}
+}
+
+// mediaOf shows a message's media description in failures.
+func mediaOf(m chat.Message) string {
+	if m.Media == nil {
+		return fmt.Sprintf("seq %d media_id %q, no media", m.Seq, m.MediaID)
+	}
+	mi := *m.Media
+	if len(mi.Thumbnail) > 40 {
+		mi.Thumbnail = fmt.Sprintf("%s... (%d bytes)", mi.Thumbnail[:40], len(mi.Thumbnail))
+	}
+	return fmt.Sprintf("seq %d media_id %q media %+v", m.Seq, m.MediaID, mi)
 }
 
 // short trims a message's content for error messages.

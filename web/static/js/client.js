@@ -12,6 +12,7 @@ import { Socket } from './socket.js';
 import { Outbox } from './outbox.js';
 import { Users } from './users.js';
 import { ConvWindow, memberOf, peerOf, activityTime } from './store.js';
+import { Attachments } from './attachments.js';
 
 const SYNC_LIMIT = 100; // messages per conversation asked for in `sync`
 const TYPING_TTL = 5000; // others' typing expires without a refresh
@@ -27,6 +28,7 @@ export class Client extends EventTarget {
     this.api = createApi(() => this.session.token, () => this.sessionEnded('expired'));
     this.users = new Users(this.api, () => this.changed('users', 'list'));
     this.outbox = new Outbox(this.me);
+    this.attachments = new Attachments(this); // uploads of files being sent
     this.convs = new Map(); // id → Conversation (+ _snap, _addedAt)
     this.windows = new Map(); // id → ConvWindow
     this.presence = new Map(); // user id → {status, last_seen}
@@ -98,6 +100,7 @@ export class Client extends EventTarget {
 
   async logout() {
     try { await this.api.logout(); } catch { /* the token is dropped locally anyway */ }
+    for (const e of this.outbox.items) this.attachments.cancel(e.message_id);
     this.outbox.clear();
     this.users.clear();
     this.sessionEnded('logout');
@@ -279,7 +282,10 @@ export class Client extends EventTarget {
     this.windows.delete(id);
     this.typing.delete(id);
     // Unsent messages there can no longer be sent.
-    for (const e of this.outbox.forConversation(id)) this.outbox.remove(e.message_id);
+    for (const e of this.outbox.forConversation(id)) {
+      this.attachments.cancel(e.message_id);
+      this.outbox.remove(e.message_id);
+    }
     if (this.activeId === id) this.activeId = null;
     if (reason) this.notice(reason);
     this.changed('list', `conv:${id}`, 'active');
@@ -448,13 +454,18 @@ export class Client extends EventTarget {
     return e;
   }
 
+  /** Send a file (photo, video, voice note, document): uploaded first, then sent. */
+  sendFile(convId, file) { return this.attachments.send(convId, file); }
+
   sendEntry(e) {
+    if (e.state === 'uploading') return; // sent when its upload completes
     const ok = this.socket.send({
       type: 'send_message',
       message_id: e.message_id,
       conversation_id: e.conversation_id,
       content: e.content,
       content_type: e.content_type,
+      media_id: e.media_id || undefined,
       timestamp: e.timestamp,
     });
     if (ok) e.sentAt = Date.now();
@@ -473,15 +484,24 @@ export class Client extends EventTarget {
   retry(messageId) {
     const big = this.outbox.get(messageId);
     if (big && new TextEncoder().encode(big.content).length > LOCAL_SIZE_LIMIT) return; // still too large
+    if (big && big.error && big.error.upload) {
+      // The upload failed: resume it (where the server left off) if the file is still here.
+      if (!this.attachments.canRetry(big)) return;
+      this.attachments.start(big);
+      this.changed('list', `conv:${big.conversation_id}`);
+      return;
+    }
     const e = this.outbox.retry(messageId);
     if (!e) return;
     this.sendEntry(e);
     this.changed('list', `conv:${e.conversation_id}`);
   }
 
+  /** Delete an unsent message; an attachment's upload is cancelled (and deleted on the server). */
   discard(messageId) {
     const e = this.outbox.get(messageId);
     if (!e) return;
+    this.attachments.cancel(messageId);
     this.outbox.remove(messageId);
     this.changed('list', `conv:${e.conversation_id}`);
   }
@@ -499,6 +519,8 @@ export class Client extends EventTarget {
       sender_device_id: this.session.device_id,
       content: e.content,
       content_type: e.content_type,
+      media_id: e.media_id,
+      media: e.media_id && e.media ? { media_id: e.media_id, ...e.media } : undefined,
       timestamp: a.timestamp,
     });
     this.changed('list', `conv:${a.conversation_id}`);

@@ -1,6 +1,8 @@
 // The outbox: messages typed but not yet acknowledged, kept in localStorage so
 // that neither a reconnect nor a reload loses them. Every retry reuses the
-// entry's message_id, the server's idempotency key.
+// entry's message_id, the server's idempotency key. An attachment's entry is
+// 'uploading' until its file is uploaded (it then has a media_id and a media
+// object, and is sent like any other message).
 
 import { newMessageId } from './util/format.js';
 
@@ -17,21 +19,22 @@ export class Outbox {
 
   save() {
     try {
-      localStorage.setItem(this.key, JSON.stringify(this.items.map(({ sentAt, ...e }) => e)));
+      localStorage.setItem(this.key, JSON.stringify(this.items.map(({ sentAt, progress, ...e }) => e)));
     } catch { /* storage full or disabled: keep in memory */ }
   }
 
-  add(conversationId, content, contentType = 'text') {
+  add(conversationId, content, contentType = 'text', extra = {}) {
     const e = {
       message_id: newMessageId(),
       conversation_id: conversationId,
       content,
       content_type: contentType,
       timestamp: Date.now(),
-      state: 'pending', // pending | failed
-      error: null, // {status, code, message}
+      state: 'pending', // pending | failed | uploading
+      error: null, // {status, code, message, upload?}
       retryAt: 0,
       sentAt: 0,
+      ...extra, // attachments: media_id, media {content_type, size, name, width?, height?, thumbnail?}
     };
     this.items.push(e);
     this.save();

@@ -81,15 +81,35 @@ export function activityTime(conv, outboxTime = 0) {
   return Math.max(conv.last_message ? conv.last_message.timestamp : 0, conv.updated_at || 0, conv.created_at || 0, outboxTime);
 }
 
+/** 75_000 → "1:15". */
+export function duration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
+/** 2_345_678 → "2.2 MB". */
+export function fileSize(n) {
+  if (!Number.isFinite(n) || n < 0) return '';
+  if (n < 1000) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let u = -1;
+  do { v /= 1000; u++; } while (v >= 1000 && u < units.length - 1);
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}
+
 /** The text of a message for previews and notifications. */
 export function previewText(m) {
   if (!m) return '';
   switch (m.content_type) {
     case 'text': return typeof m.content === 'string' ? m.content : '';
-    case 'image': return 'Photo';
-    case 'video': return 'Video';
-    case 'voice': return 'Voice message';
-    case 'file': return 'File';
+    case 'image': return m.content ? `Photo: ${m.content}` : 'Photo';
+    case 'video': return m.content ? `Video: ${m.content}` : 'Video';
+    case 'voice': return m.media && m.media.duration_ms ? `Voice message (${duration(m.media.duration_ms)})` : 'Voice message';
+    case 'file': return m.content || (m.media && m.media.name) || 'File';
     case 'e2ee': return 'Encrypted message';
     default: return 'Message';
   }

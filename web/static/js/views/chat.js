@@ -1,10 +1,13 @@
 // The chat pane: header (name, presence or typing), the message list with
 // infinite scroll upwards and a jump-to-latest button, and the composer.
+// Files dropped anywhere on an open chat are sent to it.
 import { h, icon, reconcile } from '../util/dom.js';
-import { presenceText, plural } from '../util/format.js';
+import { presenceText, plural, clock } from '../util/format.js';
 import { peerOf } from '../store.js';
 import { avatar } from './avatar.js';
 import { messageItems } from './messages.js';
+import { setProgress } from './content.js';
+import { openLightbox } from './lightbox.js';
 import { Composer } from './composer.js';
 import { infoDialog, receiptDialog } from './dialogs.js';
 
@@ -29,7 +32,9 @@ export class ChatView {
     this.typingRow = h('div', { class: 'typing-row', 'aria-hidden': 'true' });
     this.composer = new Composer(client, { sent: () => { this.stick = true; this.render(); } });
     this.body = h('div', { class: 'chat-body' }, this.scroller, this.typingRow, this.jump);
-    this.convBox = h('div', { class: 'chat-conv', hidden: true }, this.head, this.body, this.composer.el);
+    this.dropZone = h('div', { class: 'drop-zone', hidden: true, 'aria-hidden': 'true' },
+      h('div', { class: 'drop-zone-inner' }, icon('upload'), h('span', null, 'Drop files to send')));
+    this.convBox = h('div', { class: 'chat-conv', hidden: true }, this.head, this.body, this.composer.el, this.dropZone);
     this.placeholder = h('div', { class: 'chat-placeholder' },
       h('div', { class: 'placeholder-art', 'aria-hidden': 'true' }, icon('chat')),
       h('h2', null, 'Your messages'),
@@ -40,12 +45,64 @@ export class ChatView {
     for (const ev of ['wheel', 'touchstart', 'keydown', 'pointerdown']) {
       this.scroller.addEventListener(ev, () => { this.autoScroll = false; }, { passive: true });
     }
+    this.setupDrop();
+    this.onProgress = (ev) => {
+      const { id, conv, fraction } = ev.detail;
+      if (conv !== this.convId) return;
+      for (const el of this.ol.querySelectorAll(`[data-upload="${CSS.escape(id)}"]`)) setProgress(el, fraction);
+    };
+    client.addEventListener('progress', this.onProgress);
     this.resizeObs = new ResizeObserver(() => { if (this.stick) this.scroller.scrollTop = this.scroller.scrollHeight; });
     this.resizeObs.observe(this.scroller);
     this.tick = setInterval(() => { if (this.convId) this.renderHeader(); }, 30_000);
   }
 
   focusComposer() { this.composer.focus(); }
+
+  /** Drag and drop of files onto the open chat. */
+  setupDrop() {
+    let depth = 0;
+    const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+    const show = (on) => { this.dropZone.hidden = !on; this.convBox.classList.toggle('dropping', on); };
+    this.convBox.addEventListener('dragenter', (e) => {
+      if (!hasFiles(e) || !this.convId) return;
+      e.preventDefault();
+      depth++;
+      show(true);
+    });
+    this.convBox.addEventListener('dragover', (e) => {
+      if (!hasFiles(e) || !this.convId) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = 'copy';
+    });
+    this.convBox.addEventListener('dragleave', (e) => {
+      if (!hasFiles(e)) return;
+      depth = Math.max(0, depth - 1);
+      if (!depth) show(false);
+    });
+    this.convBox.addEventListener('drop', (e) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      depth = 0;
+      show(false);
+      this.composer.sendFiles([...e.dataTransfer.files]);
+    });
+  }
+
+  /** Open a photo message in the viewer. */
+  openMedia(m) {
+    const c = this.client;
+    const md = m.media || {};
+    const local = c.attachments.localURL(m);
+    const remote = c.attachments.url(m.media_id);
+    const src = local || remote;
+    if (!src) return;
+    openLightbox({
+      src, thumb: md.thumbnail, name: md.name, size: md.size, width: md.width, height: md.height,
+      caption: typeof m.content === 'string' ? m.content.trim() : '',
+      download: remote, sender: m.sender_id === c.me ? 'You' : c.users.name(m.sender_id), time: m.timestamp ? clock(m.timestamp) : '',
+    });
+  }
 
   update(dirty) {
     const id = this.client.activeId;
@@ -151,6 +208,7 @@ export class ChatView {
       retry: (mid) => c.retry(mid),
       discard: (mid) => c.discard(mid),
       receipts: (seq) => receiptDialog(c, id, seq),
+      openMedia: (m) => this.openMedia(m),
     };
     reconcile(this.ol, messageItems(c, conv, actions, now));
 
@@ -237,6 +295,7 @@ export class ChatView {
     clearTimeout(this.retryTimer);
     clearTimeout(this.autoScrollTimer);
     this.resizeObs.disconnect();
+    this.client.removeEventListener('progress', this.onProgress);
     this.composer.destroy();
   }
 }

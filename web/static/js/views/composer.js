@@ -1,6 +1,8 @@
 // The message composer: Enter sends, Shift+Enter adds a line. Sends `typing`
 // while the user types (refreshed every 3 s) and `stopped` on send, on blur,
 // when the text is cleared, or after a pause. Drafts are kept per chat.
+// Files come from the attach button, from pasting (a copied image or file,
+// when the clipboard holds no text) and from dropping (chat.js).
 import { h, icon } from '../util/dom.js';
 
 const TYPING_REFRESH = 3000;
@@ -22,7 +24,12 @@ export class Composer {
     });
     this.sendBtn = h('button', { type: 'submit', class: 'send', 'aria-label': 'Send', title: 'Send (Enter)', disabled: true }, icon('send'));
     this.note = h('div', { class: 'composer-note', role: 'status' });
-    this.form = h('form', { class: 'composer', 'aria-label': 'Write a message' }, this.input, this.sendBtn);
+    this.fileInput = h('input', { type: 'file', multiple: true, class: 'file-input', tabindex: '-1', 'aria-hidden': 'true' });
+    this.attachBtn = h('button', {
+      type: 'button', class: 'attach', 'aria-label': 'Attach files', title: 'Attach a photo, video or file',
+      onclick: () => this.fileInput.click(),
+    }, icon('paperclip'));
+    this.form = h('form', { class: 'composer', 'aria-label': 'Write a message' }, this.attachBtn, this.fileInput, this.input, this.sendBtn);
     this.el = h('div', { class: 'composer-wrap' }, this.note, this.form);
     this.form.addEventListener('submit', (e) => { e.preventDefault(); this.send(); });
     this.input.addEventListener('keydown', (e) => {
@@ -32,6 +39,16 @@ export class Composer {
       }
     });
     this.input.addEventListener('input', () => this.changed());
+    this.fileInput.addEventListener('change', () => {
+      this.sendFiles([...this.fileInput.files]);
+      this.fileInput.value = '';
+    });
+    this.input.addEventListener('paste', (e) => {
+      const dt = e.clipboardData;
+      if (!dt || !dt.files || !dt.files.length || dt.types.includes('text/plain')) return;
+      e.preventDefault();
+      this.sendFiles([...dt.files]);
+    });
     this.input.addEventListener('blur', () => this.stopTyping());
   }
 
@@ -47,7 +64,17 @@ export class Composer {
     this.sendBtn.disabled = !this.input.value.trim();
   }
 
+  /** Send each file as its own message (empty files are refused here: the server would too). */
+  sendFiles(files) {
+    if (!this.convId || !files.length) return;
+    const empty = files.filter((f) => f.size === 0);
+    for (const f of files) if (f.size > 0) this.client.sendFile(this.convId, f);
+    this.note.textContent = empty.length ? `${empty.map((f) => f.name || 'A file').join(', ')}: empty, not sent.` : '';
+    if (files.length > empty.length) this.onSent();
+  }
+
   setEnabled(on) {
+    this.attachBtn.disabled = !on;
     this.input.disabled = !on;
     if (!on) this.sendBtn.disabled = true;
   }

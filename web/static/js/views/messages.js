@@ -4,7 +4,7 @@
 import { h, icon } from '../util/dom.js';
 import { clock, dayKey, dayLabel, fullTime, colorSlot, plural } from '../util/format.js';
 import { receiptOf } from '../store.js';
-import { renderContent } from './content.js';
+import { renderContent, isVisual } from './content.js';
 import { avatar } from './avatar.js';
 
 const RUN_GAP = 5 * 60_000; // a pause this long starts a new sender group
@@ -19,6 +19,7 @@ const TICKS = {
 
 export function failureText(e) {
   const err = e.error || {};
+  if (err.upload) return uploadFailureText(err);
   switch (err.status) {
     case 429: return 'Not sent: you are sending messages too fast.';
     case 413: return 'Not sent: this message is too long (64 KB at most).';
@@ -27,6 +28,28 @@ export function failureText(e) {
     case 400: return `Not sent: the server refused it${err.message ? ` (${err.message})` : ''}.`;
     default: return `Not sent${err.message ? `: ${err.message}` : '.'}`;
   }
+}
+
+function uploadFailureText(err) {
+  if (err.code === 'upload_lost') return 'Not sent: the upload was interrupted. Attach the file again.';
+  switch (err.status) {
+    case 0: return 'Upload failed: can’t reach the server.';
+    case 413: return 'Not sent: this file is over the server’s size limit.';
+    case 422: return `Not sent: the server refused this file${err.message ? ` (${err.message})` : ''}.`;
+    case 503: return 'Not sent: this server does not accept files.';
+    default: return `Upload failed${err.message ? `: ${err.message}` : '.'}`;
+  }
+}
+
+/** The message shape of an outbox entry (an attachment's with its upload state). */
+function outboxMessage(client, e) {
+  const m = {
+    sender_id: client.me, content: e.content, content_type: e.content_type, timestamp: e.timestamp,
+    client_message_id: e.message_id, media_id: e.media_id, media: e.media,
+  };
+  if (e.state === 'uploading') m.upload = { id: e.message_id, state: 'uploading', progress: e.progress || 0 };
+  else if (e.state === 'failed' && e.error && e.error.upload) m.upload = { id: e.message_id, state: 'failed' };
+  return m;
 }
 
 /**
@@ -40,8 +63,16 @@ export function messageItems(client, conv, actions, now = Date.now()) {
   const w = client.windows.get(id);
   const entries = (w ? w.messages() : []).map((m) => ({ m, out: null }));
   for (const e of client.outbox.forConversation(id)) {
-    entries.push({ m: { sender_id: me, content: e.content, content_type: e.content_type, timestamp: e.timestamp, client_message_id: e.message_id }, out: e });
+    entries.push({ m: outboxMessage(client, e), out: e });
   }
+  // What media renderers need: URLs (the token is a query parameter: <img> sends no headers) and actions.
+  const att = client.attachments;
+  const env = {
+    url: (mediaId) => att.url(mediaId),
+    local: (m) => att.localURL(m),
+    open: (m) => actions.openMedia(m),
+    cancel: (messageId) => actions.discard(messageId),
+  };
   const items = [];
   let prevDay = '';
   for (let i = 0; i < entries.length; i++) {
@@ -57,12 +88,12 @@ export function messageItems(client, conv, actions, now = Date.now()) {
     const sameRun = (a, b) => a && b && a.sender_id === b.sender_id && dayKey(a.timestamp) === dayKey(b.timestamp) && Math.abs(b.timestamp - a.timestamp) < RUN_GAP;
     const first = !sameRun(prev, m);
     const last = !sameRun(m, next);
-    items.push(bubble(client, conv, m, out, { first, last, group, actions, now }));
+    items.push(bubble(client, conv, m, out, { first, last, group, actions, env, now }));
   }
   return items;
 }
 
-function bubble(client, conv, m, out, { first, last, group, actions, now }) {
+function bubble(client, conv, m, out, { first, last, group, actions, env, now }) {
   const own = m.sender_id === client.me;
   let status = '';
   let receipt = null;
@@ -73,14 +104,17 @@ function bubble(client, conv, m, out, { first, last, group, actions, now }) {
       status = receipt.status;
     }
   }
-  const retryReady = out && out.state === 'failed' ? !out.retryAt || out.retryAt <= now : false;
+  const canRetry = out && out.state === 'failed' && (!out.error || !out.error.upload || client.attachments.canRetry(out));
+  const retryReady = canRetry ? !out.retryAt || out.retryAt <= now : false;
   const wait = out && out.state === 'failed' && out.retryAt > now ? Math.ceil((out.retryAt - now) / 1000) : 0;
   const senderName = !own && group && first ? client.users.name(m.sender_id) : '';
   const showAvatar = !own && group && last;
   const readBy = own && group && receipt && last && receipt.read > 0 ? receipt.read : 0;
   const key = own && m.client_message_id ? `c:${m.client_message_id}` : `s:${m.seq}`;
   const sig = JSON.stringify([m.seq, m.content, m.content_type, status, receipt && [receipt.read, receipt.delivered, receipt.total],
-    first, last, senderName, showAvatar, readBy, out && out.error, retryReady, wait]);
+    first, last, senderName, showAvatar, readBy, out && out.error, retryReady, wait,
+    m.media_id, m.media && [m.media.width, m.media.thumbnail ? m.media.thumbnail.length : 0], m.upload && m.upload.state]);
+  const visual = isVisual(m);
   return {
     key,
     sig,
@@ -102,22 +136,22 @@ function bubble(client, conv, m, out, { first, last, group, actions, now }) {
       },
       !own && group ? h('span', { class: 'msg-avatar' }, showAvatar ? avatar(client.users.name(m.sender_id), m.sender_id, { size: 'xs' }) : null) : null,
       h('div', { class: 'msg-col' },
-        h('div', { class: `bubble${status === 'failed' ? ' bubble-failed' : ''}` },
+        h('div', { class: `bubble${status === 'failed' ? ' bubble-failed' : ''}${visual ? ' bubble-media' : ''}${m.media_id || m.upload ? ` bubble-${m.content_type}` : ''}` },
           senderName ? h('span', { class: `sender c${colorSlot(m.sender_id)}` }, senderName) : null,
-          renderContent(m),
+          renderContent(m, env),
           meta),
         readBy ? h('button', { type: 'button', class: 'read-by', onclick: () => actions.receipts(m.seq) }, `Read by ${readBy}`) : null,
-        out && out.state === 'failed' ? failure(out, retryReady, wait, actions) : null));
+        out && out.state === 'failed' ? failure(out, retryReady, wait, actions, canRetry) : null));
       return li;
     },
   };
 }
 
-function failure(out, retryReady, wait, actions) {
+function failure(out, retryReady, wait, actions, showRetry) {
   return h('div', { class: 'msg-fail', role: 'alert' },
     icon('alert'),
     h('span', null, failureText(out), wait ? ` You can retry in ${plural(wait, 'second')}.` : ''),
     h('span', { class: 'msg-fail-actions' },
-      h('button', { type: 'button', class: 'btn btn-small btn-ghost retry', disabled: !retryReady, onclick: () => actions.retry(out.message_id) }, icon('retry'), 'Retry'),
+      showRetry ? h('button', { type: 'button', class: 'btn btn-small btn-ghost retry', disabled: !retryReady, onclick: () => actions.retry(out.message_id) }, icon('retry'), 'Retry') : null,
       h('button', { type: 'button', class: 'btn btn-small btn-ghost discard', onclick: () => actions.discard(out.message_id) }, 'Delete')));
 }

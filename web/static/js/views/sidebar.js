@@ -110,7 +110,7 @@ export class Sidebar {
       preview = conv.type === 'group' ? `${c.users.name(typers[0])} is typing…` : 'typing…';
       previewKind = 'typing';
     } else if (lastOut && (!last || lastOut.timestamp >= last.timestamp)) {
-      preview = lastOut.content;
+      preview = lastOut.content || previewText(lastOut);
       previewKind = lastOut.state === 'failed' ? 'failed' : 'pending';
       time = lastOut.timestamp;
     } else if (last) {
