@@ -117,6 +117,7 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	fs.DurationVar(&cfg.PresenceWindow, "presence-window", cfg.PresenceWindow, "at most one presence change is announced per user per window (batches flapping; at most 5s)")
 	fs.IntVar(&cfg.MaxSocketsPerUser, "max-sockets-per-user", cfg.MaxSocketsPerUser, "open WebSocket connections per user on one node; more are refused with 429")
 	fs.IntVar(&cfg.TypingRate, "typing-rate", cfg.TypingRate, "typing and presence_subscribe frames per second per socket (burst twice that); more get error 429; 0 means unlimited")
+	fs.IntVar(&cfg.FrameRate, "frame-rate", cfg.FrameRate, "frames per second read from one socket (burst twice that); past it the server stops reading that socket for a moment, so a flood slows itself down; 0 means unlimited (load tests)")
 	fs.IntVar(&cfg.LoginFailuresUser, "login-failures-user", cfg.LoginFailuresUser, "failed logins allowed per username per 10 minutes before logins for it get 429; 0 means unlimited")
 	fs.IntVar(&cfg.LoginFailuresIP, "login-failures-ip", cfg.LoginFailuresIP, "failed logins allowed per client address per minute before its logins get 429; 0 means unlimited")
 	fs.IntVar(&cfg.MaxGroupMembers, "max-group-members", cfg.MaxGroupMembers, "largest group, creator included")

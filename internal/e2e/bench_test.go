@@ -26,7 +26,7 @@ func BenchmarkSendAcked(b *testing.B) {
 }
 
 func benchSend(b *testing.B, groupCommit bool, senders, window int) {
-	srv := servertest.Start(b, func(c *server.Config) { c.GroupCommit = groupCommit })
+	srv := servertest.Start(b, func(c *server.Config) { c.GroupCommit, c.FrameRate = groupCommit, 0 })
 	receiver := newAccount(b, srv, "recv")
 	type sender struct {
 		s    *sock

@@ -142,6 +142,7 @@ func (p *parleydProc) launch(addr string) error {
 		"--data-dir", p.dataDir,
 		"--bcrypt-cost", "4",
 		"--message-rate", "0",
+		"--frame-rate", "0", // the crash tests pipeline on purpose
 		"--log-level", "warn",
 	}, p.extra...)
 	cmd := exec.Command(p.bin, args...)

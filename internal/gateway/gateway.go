@@ -32,6 +32,7 @@ type Config struct {
 	PresenceWindow    time.Duration // at most one presence change per user per window (2 s)
 	MaxSocketsPerUser int           // open sockets per user on this node (32)
 	TypingRate        int           // typing and presence_subscribe frames per second per socket (10, burst 20); 0: unlimited
+	FrameRate         int           // frames per second read from one socket (200, burst 400); over it the reader waits; 0: unlimited
 	LoginFailuresUser int           // failed logins per username per 10 minutes before 429 (10); 0: unlimited
 	LoginFailuresIP   int           // failed logins per client address per minute before 429 (50); 0: unlimited
 	AllowedOrigins    []string      // extra Origin host patterns for the WebSocket; same origin always passes
@@ -49,6 +50,7 @@ func DefaultConfig() Config {
 		PresenceWindow:    2 * time.Second,
 		MaxSocketsPerUser: 32,
 		TypingRate:        10,
+		FrameRate:         200,
 		LoginFailuresUser: 10,
 		LoginFailuresIP:   50,
 	}

@@ -61,6 +61,7 @@ type conn struct {
 
 	// Read-loop state: throttles for ephemeral frames.
 	ephemeral *rate.Limiter          // typing and presence_subscribe frames; nil until first used
+	frames    *rate.Limiter          // every frame read; nil until first used
 	typing    map[string]typingState // last typing state forwarded, by conversation
 }
 
@@ -274,6 +275,9 @@ func (c *conn) readFrames(blocking bool) bool {
 			return false
 		}
 		c.touch()
+		if !c.throttle() {
+			return false
+		}
 		if typ != websocket.MessageText {
 			c.replyError(errors.Join(proto.ErrMalformed, errors.New("frames must be text (JSON)")), "")
 		} else {
@@ -289,6 +293,20 @@ func (c *conn) readFrames(blocking bool) bool {
 			}
 		}
 	}
+}
+
+// throttle holds the reader while the socket is over its frame rate, so a
+// client flooding frames is slowed by TCP flow control instead of costing
+// the server a parse and an answer per frame, and others keep their share
+// of the CPU. It returns false if the socket closed meanwhile.
+func (c *conn) throttle() bool {
+	if c.g.cfg.FrameRate <= 0 {
+		return true
+	}
+	if c.frames == nil {
+		c.frames = rate.NewLimiter(rate.Limit(c.g.cfg.FrameRate), 2*c.g.cfg.FrameRate)
+	}
+	return c.frames.Wait(c.ctx) == nil
 }
 
 // buffered reports whether received bytes wait in user space (which a

@@ -34,6 +34,7 @@ type Config struct {
 	PresenceWindow    time.Duration
 	MaxSocketsPerUser int
 	TypingRate        int // typing/presence frames per second per socket
+	FrameRate         int // frames per second read from one socket
 	LoginFailuresUser int // failed logins per username per 10 minutes
 	LoginFailuresIP   int // failed logins per address per minute
 	MaxGroupMembers   int
@@ -77,6 +78,7 @@ func DefaultConfig() Config {
 		PresenceWindow:    gd.PresenceWindow,
 		MaxSocketsPerUser: gd.MaxSocketsPerUser,
 		TypingRate:        gd.TypingRate,
+		FrameRate:         gd.FrameRate,
 		LoginFailuresUser: gd.LoginFailuresUser,
 		LoginFailuresIP:   gd.LoginFailuresIP,
 		MaxGroupMembers:   cd.MaxGroupMembers,
@@ -137,7 +139,7 @@ func (c Config) Validate() error {
 	if c.MaxSocketsPerUser < 1 {
 		bad("--max-sockets-per-user must be at least 1, not %d", c.MaxSocketsPerUser)
 	}
-	if c.TypingRate < 0 || c.LoginFailuresUser < 0 || c.LoginFailuresIP < 0 {
+	if c.TypingRate < 0 || c.FrameRate < 0 || c.LoginFailuresUser < 0 || c.LoginFailuresIP < 0 {
 		bad("--typing-rate, --login-failures-user and --login-failures-ip must not be negative (0 means unlimited)")
 	}
 	if c.MaxGroupMembers < 2 {

@@ -98,6 +98,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	gc.PresenceWindow = cfg.PresenceWindow
 	gc.MaxSocketsPerUser = cfg.MaxSocketsPerUser
 	gc.TypingRate = cfg.TypingRate
+	gc.FrameRate = cfg.FrameRate
 	gc.LoginFailuresUser = cfg.LoginFailuresUser
 	gc.LoginFailuresIP = cfg.LoginFailuresIP
 	gc.SendQueueLimit = cfg.SendQueueLimit
