@@ -135,6 +135,7 @@ func (g *Gateway) CloseAll(ctx context.Context) error {
 		if g.poller != nil {
 			g.poller.close()
 		}
+		g.hub.flushOffline(ctx)
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("sockets still open at shutdown: %d", g.hub.count())

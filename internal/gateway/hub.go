@@ -320,6 +320,34 @@ func (h *hub) closeAll() {
 	}
 }
 
+// flushOffline records last_seen now for every user whose offline
+// announcement is still pending (their sockets are gone: the node is
+// stopping), so no timer writes to a store that is about to close.
+func (h *hub) flushOffline(ctx context.Context) {
+	h.mu.Lock()
+	type gone struct {
+		uid  string
+		left int64
+	}
+	var pending []gone
+	for uid, uc := range h.users {
+		if uc.timer != nil {
+			uc.timer.Stop()
+			uc.timer = nil
+		}
+		if len(uc.conns) == 0 {
+			pending = append(pending, gone{uid, uc.left})
+		}
+	}
+	h.users = make(map[string]*userConns)
+	h.mu.Unlock()
+	for _, g := range pending {
+		if err := h.g.svc.UserGone(ctx, g.uid, g.left); err != nil {
+			h.g.log.Warn("recording last_seen at shutdown", "user", g.uid, "err", err)
+		}
+	}
+}
+
 // count returns the number of open sockets.
 func (h *hub) count() int {
 	h.mu.RLock()
