@@ -21,6 +21,23 @@ var (
 	ErrUnavailable  = errors.New("dependency unavailable") // 503
 )
 
+// sentinels lists the errors above, for IsDomainError.
+var sentinels = []error{
+	ErrBadRequest, ErrUnauthorized, ErrForbidden, ErrNotFound, ErrConflict,
+	ErrTooLarge, ErrInvalid, ErrRateLimited, ErrExpired, ErrUnavailable,
+}
+
+// IsDomainError reports whether err already carries one of the sentinels
+// (adapters pass such errors through instead of mapping them again).
+func IsDomainError(err error) bool {
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // RateLimitError is ErrRateLimited with the time after which a retry may pass.
 type RateLimitError struct {
 	RetryAfter time.Duration

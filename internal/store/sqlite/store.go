@@ -299,22 +299,6 @@ func (s *Store) read(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 	return mapErr(op, fn(tx))
 }
 
-var domainErrors = []error{
-	chat.ErrBadRequest, chat.ErrUnauthorized, chat.ErrForbidden, chat.ErrNotFound,
-	chat.ErrConflict, chat.ErrTooLarge, chat.ErrInvalid, chat.ErrRateLimited,
-	chat.ErrExpired, chat.ErrUnavailable,
-}
-
-// isDomain reports whether err already carries one of chat's sentinels.
-func isDomain(err error) bool {
-	for _, d := range domainErrors {
-		if errors.Is(err, d) {
-			return true
-		}
-	}
-	return false
-}
-
 // mapErr turns a database error into one wrapping a chat sentinel, naming
 // the operation and keeping the cause in the message. Errors that already
 // carry a sentinel pass through unchanged; nil stays nil.
@@ -322,7 +306,7 @@ func mapErr(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case isDomain(err):
+	case chat.IsDomainError(err):
 		return err
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlite: %s: %w", op, chat.ErrNotFound)
