@@ -37,7 +37,7 @@ func (s *Server) startPush() {
 	s.push.Start(s.gw)
 	s.log.Info("push notifications", "platforms", s.push.Platforms(), "window", s.cfg.Push.Window)
 	if s.cfg.Push.VAPIDSubject == "" {
-		s.log.Warn("no --vapid-subject: Apple's Web Push service refuses pushes without a contact (mailto: or https:)")
+		s.log.Info("no --vapid-subject set: Apple's Web Push service refuses pushes without a contact (mailto: or https:)")
 	}
 }
 
