@@ -152,7 +152,11 @@ func mixedGroupChanges(ctx context.Context, srv *servertest.Server, admin, carol
 		st.mu.Lock()
 		st.nameFlight = name
 		st.mu.Unlock()
-		if status(ctx, srv, "PATCH", "/api/v1/groups/"+grp, admin.Token, map[string]string{"name": name}) == 200 {
+		code := status(ctx, srv, "PATCH", "/api/v1/groups/"+grp, admin.Token, map[string]string{"name": name})
+		if code == 0 {
+			return n // no answer: the server died with this rename in flight
+		}
+		if code == 200 {
 			st.mu.Lock()
 			st.nameAcked, st.nameFlight = name, ""
 			st.mu.Unlock()
@@ -162,11 +166,13 @@ func mixedGroupChanges(ctx context.Context, srv *servertest.Server, admin, carol
 		want := !st.carolAcked
 		st.carolFlight = &want
 		st.mu.Unlock()
-		var code int
 		if want {
 			code = status(ctx, srv, "POST", "/api/v1/groups/"+grp+"/members", admin.Token, map[string]any{"user_ids": []string{carol.UserID}})
 		} else {
 			code = status(ctx, srv, "DELETE", "/api/v1/groups/"+grp+"/members/"+carol.UserID, admin.Token, nil)
+		}
+		if code == 0 {
+			return n // no answer: the server died with this change in flight
 		}
 		if code == 200 || code == 204 {
 			st.mu.Lock()
