@@ -113,8 +113,14 @@ const (
 	// committed meanwhile (ON CONFLICT DO NOTHING waits for it) just stores
 	// nothing, and the counter moves only with an inserted message. It
 	// returns whether the conversation exists, whether the sender is a
-	// member, the stored seq (NULL if nothing was stored) and the duplicate,
-	// if any.
+	// member, the stored seq (NULL if nothing was stored), whether the
+	// message's media is a tombstone and the duplicate, if any.
+	//
+	// The media item a message names is locked FOR SHARE (med): media
+	// collection locks the row before it checks for referencing messages, so
+	// either it sees this message or this statement sees its tombstone, and
+	// refuses the message (see DeleteUnreferencedMedia). Sends of one item
+	// do not block each other.
 	//
 	// Parameters: $1 conversation, $2 sender, $3 client message id (NULL:
 	// none), $4 id, $5 sender device, $6 content type, $7 media id,
@@ -128,8 +134,11 @@ const (
 			SELECT c.last_seq + 1 AS seq,
 			       EXISTS (SELECT 1 FROM members mb WHERE mb.conversation_id = c.id AND mb.user_id = $2::text) AS member
 			FROM conversations c WHERE c.id = $1::text
+		), med AS (
+			SELECT md.deleted_at FROM media md WHERE md.id = $7::text AND $7::text <> '' FOR SHARE
 		), ok AS (
 			SELECT n.seq FROM next n WHERE n.member AND NOT EXISTS (SELECT 1 FROM dup)
+			  AND NOT EXISTS (SELECT 1 FROM med WHERE med.deleted_at > 0)
 		), key AS (
 			INSERT INTO message_keys (sender_id, client_message_id, conversation_id, seq)
 			SELECT $2::text, $3::text, $1::text, ok.seq FROM ok WHERE $3::text IS NOT NULL
@@ -145,7 +154,8 @@ const (
 			UPDATE conversations c SET last_seq = ins.seq, updated_at = $9::bigint
 			FROM ins WHERE c.id = $1::text
 		)
-		SELECT n.seq IS NOT NULL, coalesce(n.member, false), (SELECT seq FROM ins), ` + msgColsX + `
+		SELECT n.seq IS NOT NULL, coalesce(n.member, false), (SELECT seq FROM ins),
+		       EXISTS (SELECT 1 FROM med WHERE med.deleted_at > 0), ` + msgColsX + `
 		FROM (VALUES (1)) AS one (x0)
 		LEFT JOIN next n ON true
 		LEFT JOIN dup x ON true`
@@ -324,10 +334,10 @@ func readAppend(br pgx.BatchResults, msgs []chat.Message, kinds []appendKind, co
 			}
 
 		case appendFull:
-			var found, member bool
+			var found, member, mediaGone bool
 			var seq *int64
 			var dup nullMessage
-			if err := br.QueryRow().Scan(append([]any{&found, &member, &seq}, dup.dest()...)...); err != nil {
+			if err := br.QueryRow().Scan(append([]any{&found, &member, &seq, &mediaGone}, dup.dest()...)...); err != nil {
 				return nil, nil, err
 			}
 			switch {
@@ -338,6 +348,9 @@ func readAppend(br pgx.BatchResults, msgs []chat.Message, kinds []appendKind, co
 			case !member:
 				results[i].Err = fmt.Errorf("postgres: append: %q is not a member of conversation %q: %w",
 					m.SenderID, m.ConversationID, chat.ErrForbidden)
+			case mediaGone:
+				results[i].Err = fmt.Errorf("postgres: append: message %q: %w: its media %q was deleted; upload it again",
+					m.ID, chat.ErrInvalid, m.MediaID)
 			case seq != nil:
 				m.Seq = *seq
 				results[i] = chat.AppendResult{Message: m, Recipients: slices.Clone(members[m.ConversationID])}

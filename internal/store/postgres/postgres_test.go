@@ -84,9 +84,10 @@ func openStore(t testing.TB, opts postgres.Options) (*postgres.Store, string) {
 // (max_connections is 100 by default): 12 stores of 4 connections each.
 var storeSlots = make(chan struct{}, 12)
 
-func TestConformance(t *testing.T) {
-	dbURL := testURL(t)
-	storetest.Run(t, func(t *testing.T) chat.Store {
+// conformanceStore returns the open function of the conformance suites: a
+// store on a fresh schema of its own per subtest.
+func conformanceStore(dbURL string) func(t *testing.T) chat.Store {
+	return func(t *testing.T) chat.Store {
 		storeSlots <- struct{}{}
 		t.Cleanup(func() { <-storeSlots }) // runs last: after Close and the drop
 		s, err := postgres.Open(t.Context(), dbURL, postgres.Options{Schema: newSchema(t, dbURL), MaxConns: 4})
@@ -94,7 +95,23 @@ func TestConformance(t *testing.T) {
 			t.Fatalf("Open: %v", err)
 		}
 		return s
-	})
+	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, conformanceStore(testURL(t)))
+}
+
+func TestKeyStoreConformance(t *testing.T) {
+	storetest.RunKeyStore(t, conformanceStore(testURL(t)))
+}
+
+func TestMediaStoreConformance(t *testing.T) {
+	storetest.RunMediaStore(t, conformanceStore(testURL(t)))
+}
+
+func TestPushStoreConformance(t *testing.T) {
+	storetest.RunPushStore(t, conformanceStore(testURL(t)))
 }
 
 // fixture data for the tests below.

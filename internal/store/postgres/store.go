@@ -259,22 +259,6 @@ func retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
-var domainErrors = []error{
-	chat.ErrBadRequest, chat.ErrUnauthorized, chat.ErrForbidden, chat.ErrNotFound,
-	chat.ErrConflict, chat.ErrTooLarge, chat.ErrInvalid, chat.ErrRateLimited,
-	chat.ErrExpired, chat.ErrUnavailable,
-}
-
-// isDomain reports whether err already carries one of chat's sentinels.
-func isDomain(err error) bool {
-	for _, d := range domainErrors {
-		if errors.Is(err, d) {
-			return true
-		}
-	}
-	return false
-}
-
 // mapErr turns a database error into one wrapping a chat sentinel, naming
 // the operation and keeping the cause. Errors that already carry a sentinel
 // pass through unchanged; nil stays nil.
@@ -282,7 +266,7 @@ func mapErr(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case isDomain(err):
+	case chat.IsDomainError(err):
 		return err
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("postgres: %s: %w", op, chat.ErrNotFound)
