@@ -281,3 +281,20 @@ func TestTusProtocolDetails(t *testing.T) {
 		t.Fatalf("HEAD of a path-like id: %d", r.StatusCode)
 	}
 }
+
+// The issue's own words: a 100 MB file survives a pulled network cable.
+func TestResumable100MBUploadAfterAPulledCable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 100 MB")
+	}
+	srv := servertest.Start(t)
+	alice := newAccount(t, srv, "cable100")
+	file := randomBytes(100<<20, 100)
+	path := createUpload(t, srv, alice.Token, len(file), "big file.bin")
+	conn := brokenPatch(t, srv, path, alice.Token, 0, file, 60<<20, false) // the cable goes at 60 MB
+	defer conn.Close()
+	// Everything sent before the cable went has arrived; the server now hears
+	// nothing more on that request, and the client resumes on a new one.
+	waitOffset(t, srv, path, alice.Token, 60<<20)
+	finishAndCheck(t, srv, path, alice.Token, file)
+}
