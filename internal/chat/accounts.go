@@ -9,6 +9,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -185,9 +186,64 @@ func (s *Service) UserByUsername(ctx context.Context, username string) (User, er
 	return u, err
 }
 
-// DeviceSeen records that a device was active now (socket closed or opened).
+type deviceSeen struct {
+	id string
+	at int64
+}
+
+// DeviceSeen records that a device was active now (its socket closed). The
+// write is coalesced with others: a storm of closing sockets costs a few
+// transactions, not one fsync each queued behind message commits.
 func (s *Service) DeviceSeen(ctx context.Context, deviceID string) error {
-	return s.store.TouchDevice(ctx, deviceID, s.now().UnixMilli())
+	d := deviceSeen{deviceID, s.now().UnixMilli()}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return errf(ErrUnavailable, "server is shutting down")
+	}
+	select {
+	case s.seen <- d:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// seenLoop writes device last_seen times in batches: each round takes every
+// waiting one (the latest per device) and writes them in one transaction.
+func (s *Service) seenLoop() {
+	defer s.wg.Done()
+	for {
+		batch := map[string]int64{}
+		select {
+		case d := <-s.seen:
+			batch[d.id] = d.at
+		case <-s.stop:
+		}
+	fill:
+		for len(batch) < 1024 {
+			select {
+			case d := <-s.seen:
+				batch[d.id] = max(batch[d.id], d.at)
+			default:
+				break fill
+			}
+		}
+		if len(batch) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := s.store.TouchDevices(ctx, batch); err != nil {
+				s.log.Warn("recording device last_seen", "devices", len(batch), "err", err)
+			}
+			cancel()
+		}
+		select {
+		case <-s.stop:
+			if len(s.seen) == 0 {
+				return
+			}
+		default:
+		}
+	}
 }
 
 // UserGone records the user's last_seen when its last device went away.

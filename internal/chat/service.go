@@ -97,6 +97,7 @@ type Service struct {
 
 	sends    chan *sendReq
 	receipts chan receiptReq
+	seen     chan deviceSeen
 	publish  chan []committed
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -131,11 +132,13 @@ func NewService(cfg Config, d Deps) *Service {
 	}
 	s.sends = make(chan *sendReq, 4*s.cfg.MaxBatch)
 	s.receipts = make(chan receiptReq, 4096)
+	s.seen = make(chan deviceSeen, 4096)
 	s.publish = make(chan []committed, 1024)
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.commitLoop()
 	go s.publishLoop()
 	go s.receiptLoop()
+	go s.seenLoop()
 	return s
 }
 

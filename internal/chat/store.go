@@ -24,6 +24,9 @@ type Store interface {
 	Devices(ctx context.Context, userID string) ([]Device, error)
 	// TouchDevice sets a device's last_seen.
 	TouchDevice(ctx context.Context, deviceID string, at int64) error
+	// TouchDevices sets the last_seen of several devices in one transaction
+	// (never lowering it); unknown devices are skipped.
+	TouchDevices(ctx context.Context, seen map[string]int64) error
 
 	// CreateSession stores a session keyed by its token hash.
 	CreateSession(ctx context.Context, s Session) error

@@ -116,6 +116,23 @@ func (s *Store) Devices(ctx context.Context, userID string) ([]chat.Device, erro
 	return out, nil
 }
 
+// TouchDevices implements chat.Store: one statement for the batch.
+func (s *Store) TouchDevices(ctx context.Context, seen map[string]int64) error {
+	ids := make([]string, 0, len(seen))
+	ats := make([]int64, 0, len(seen))
+	for id, at := range seen {
+		if validKeys(id) {
+			ids, ats = append(ids, id), append(ats, at)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE devices d SET last_seen = GREATEST(d.last_seen, v.at)
+		FROM unnest($1::text[], $2::bigint[]) AS v(id, at) WHERE d.id = v.id`, ids, ats)
+	return mapErr("touch devices", err)
+}
+
 // TouchDevice sets a device's last_seen; chat.ErrNotFound for an unknown device.
 func (s *Store) TouchDevice(ctx context.Context, deviceID string, at int64) error {
 	op := fmt.Sprintf("touch device %q", deviceID)

@@ -109,6 +109,26 @@ func (s *Store) TouchDevice(ctx context.Context, deviceID string, at int64) erro
 	return affectedOne(fmt.Sprintf("touch device %q", deviceID), res, err)
 }
 
+// TouchDevices implements chat.Store: one transaction for the batch.
+func (s *Store) TouchDevices(ctx context.Context, seen map[string]int64) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	return s.write(ctx, "touch devices", func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `UPDATE devices SET last_seen = max(last_seen, ?) WHERE id = ?`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for id, at := range seen {
+			if _, err := st.ExecContext(ctx, at, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // CreateSession stores a session keyed by its token hash: chat.ErrNotFound if
 // the user or device does not exist, chat.ErrConflict if the hash is taken.
 func (s *Store) CreateSession(ctx context.Context, se chat.Session) error {

@@ -16,6 +16,7 @@ var accountTests = []test{
 	{"DevicesOldestFirst", testDevicesOldestFirst},
 	{"DeviceOfUnknownUser", testDeviceOfUnknownUser},
 	{"TouchDevice", testTouchDevice},
+	{"TouchDevices", testTouchDevices},
 	{"SessionRoundTrip", testSessionRoundTrip},
 	{"DeleteSession", testDeleteSession},
 	{"DeleteDeviceSessions", testDeleteDeviceSessions},
@@ -127,6 +128,27 @@ func testDeviceOfUnknownUser(f *fixture) {
 	// Pinned: a device must belong to an existing user.
 	d := chat.Device{ID: f.id(), UserID: "no-such-user", Name: "ghost", CreatedAt: f.tick()}
 	wantErr(f.t, "CreateDevice(unknown user)", f.s.CreateDevice(f.ctx, d), chat.ErrNotFound)
+}
+
+func testTouchDevices(f *fixture) {
+	t := f.t
+	u := f.user("ivan")
+	a, b, c := f.device(u, "a"), f.device(u, "b"), f.device(u, "c")
+	later := f.tick() + 10_000
+	noErr(t, "TouchDevices", f.s.TouchDevices(f.ctx, map[string]int64{a.ID: later, b.ID: later + 1, "no-such-device": later}))
+	for d, want := range map[string]int64{a.ID: later, b.ID: later + 1, c.ID: c.LastSeen} {
+		got, err := f.s.Device(f.ctx, d)
+		noErr(t, "Device", err)
+		if got.LastSeen != want {
+			t.Errorf("device %s LastSeen = %d, want %d", d, got.LastSeen, want)
+		}
+	}
+	// Never lowered: an older reading arriving late changes nothing.
+	noErr(t, "TouchDevices", f.s.TouchDevices(f.ctx, map[string]int64{a.ID: later - 5_000}))
+	if got, _ := f.s.Device(f.ctx, a.ID); got.LastSeen != later {
+		t.Errorf("LastSeen lowered to %d, want %d", got.LastSeen, later)
+	}
+	noErr(t, "TouchDevices(empty)", f.s.TouchDevices(f.ctx, nil))
 }
 
 func testTouchDevice(f *fixture) {
