@@ -143,12 +143,8 @@ file. The server URL, username and device id are kept for the next login.`,
 
 func runLogout(ctx context.Context, a *app, cmd *command, args []string) error {
 	fs := a.newFlagSet(cmd)
-	args, err := a.parse(fs, args, -1)
-	if err != nil {
+	if err := a.parseNoArgs(fs, cmd, args); err != nil {
 		return err
-	}
-	if len(args) != 0 {
-		return usagef(cmd.name, "takes no arguments")
 	}
 	c, err := a.session(nil)
 	if err != nil {
@@ -174,12 +170,8 @@ var whoamiCmd = &command{
 
 func runWhoami(ctx context.Context, a *app, cmd *command, args []string) error {
 	fs := a.newFlagSet(cmd)
-	args, err := a.parse(fs, args, -1)
-	if err != nil {
+	if err := a.parseNoArgs(fs, cmd, args); err != nil {
 		return err
-	}
-	if len(args) != 0 {
-		return usagef(cmd.name, "takes no arguments")
 	}
 	c, err := a.session(nil)
 	if err != nil {
@@ -409,12 +401,8 @@ var conversationsCmd = &command{
 
 func runConversations(ctx context.Context, a *app, cmd *command, args []string) error {
 	fs := a.newFlagSet(cmd)
-	args, err := a.parse(fs, args, -1)
-	if err != nil {
+	if err := a.parseNoArgs(fs, cmd, args); err != nil {
 		return err
-	}
-	if len(args) != 0 {
-		return usagef(cmd.name, "takes no arguments")
 	}
 	c, err := a.session(nil)
 	if err != nil {

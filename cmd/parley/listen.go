@@ -39,12 +39,8 @@ func runListen(ctx context.Context, a *app, cmd *command, args []string) error {
 	presence := fs.Bool("presence", true, "print when the people you talk to go online or offline")
 	delivered := fs.Bool("delivered", true, "send delivered receipts for the messages printed")
 	read := fs.Bool("read", false, "also mark the messages printed as read (a terminal you watch is a chat you read)")
-	args, err := a.parse(fs, args, -1)
-	if err != nil {
+	if err := a.parseNoArgs(fs, cmd, args); err != nil {
 		return err
-	}
-	if len(args) != 0 {
-		return usagef(cmd.name, "takes no arguments")
 	}
 	rest, err := a.session(nil)
 	if err != nil {

@@ -194,6 +194,18 @@ func (a *app) newFlagSet(c *command) *flag.FlagSet {
 	return fs
 }
 
+// parseNoArgs parses the flags of a command that takes no arguments.
+func (a *app) parseNoArgs(fs *flag.FlagSet, cmd *command, args []string) error {
+	rest, err := a.parse(fs, args, -1)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return usagef(cmd.name, "takes no arguments")
+	}
+	return nil
+}
+
 // parse parses a command's flags, which may be mixed with its arguments,
 // until `--` or until stopAfter arguments were seen (stopAfter < 0: no
 // limit); everything after that is an argument even if it starts with a

@@ -49,6 +49,21 @@ func (r *Run) pairs(ctx context.Context, n int) ([]Account, []string, error) {
 	return us, convs, r.Acc.Save()
 }
 
+// pairedFleet connects n sockets of pool "u", each in its pair's direct
+// conversation.
+func (r *Run) pairedFleet(ctx context.Context, n int) (*Fleet, error) {
+	us, convs, err := r.pairs(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	socks := make([]SockSpec, n)
+	for i, u := range us {
+		socks[i] = SockSpec{Token: u.Token, User: u.ID, Convs: []string{convs[i/2]}}
+	}
+	f, _, err := r.connectFleet(ctx, socks)
+	return f, err
+}
+
 // generic limits seen in a phase.
 func (r *Run) noteLimits(ph *Phase, cores float64) {
 	if ph == nil {
@@ -147,15 +162,7 @@ var chatScenario = &Scenario{
 		n := r.size(10000, 10, r.Opts.Sockets) &^ 1
 		rate := r.rate(10000, 20)
 		r.Result.Params["sockets"], r.Result.Params["rate"] = n, rate
-		us, convs, err := r.pairs(ctx, n)
-		if err != nil {
-			return err
-		}
-		socks := make([]SockSpec, n)
-		for i, u := range us {
-			socks[i] = SockSpec{Token: u.Token, User: u.ID, Convs: []string{convs[i/2]}}
-		}
-		f, _, err := r.connectFleet(ctx, socks)
+		f, err := r.pairedFleet(ctx, n)
 		if err != nil {
 			return err
 		}
@@ -309,15 +316,7 @@ var stormScenario = &Scenario{
 	Run: func(ctx context.Context, r *Run) error {
 		n := r.size(10000, 10, r.Opts.Sockets) &^ 1
 		r.Result.Params["sockets"] = n
-		us, convs, err := r.pairs(ctx, n)
-		if err != nil {
-			return err
-		}
-		socks := make([]SockSpec, n)
-		for i, u := range us {
-			socks[i] = SockSpec{Token: u.Token, User: u.ID, Convs: []string{convs[i/2]}}
-		}
-		f, _, err := r.connectFleet(ctx, socks)
+		f, err := r.pairedFleet(ctx, n)
 		if err != nil {
 			return err
 		}

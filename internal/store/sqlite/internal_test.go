@@ -75,22 +75,7 @@ func TestQueryPlans(t *testing.T) {
 		{"push: unread total", qUnreadTotal, []any{"u"}, false},
 	}
 	for _, q := range queries {
-		rows, err := s.r.Query("EXPLAIN QUERY PLAN "+q.sql, q.args...)
-		if err != nil {
-			t.Fatalf("%s: %v", q.name, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		if err := closeRows(rows); err != nil {
-			t.Fatal(err)
-		}
+		plan := queryPlan(t, s, q.name, q.sql, q.args...)
 		for _, step := range plan {
 			bad := strings.HasPrefix(step, "SCAN ") ||
 				(strings.HasPrefix(step, "USE TEMP B-TREE") && !q.sortingOK)
@@ -225,4 +210,26 @@ func TestAppendRollsBackOneMessage(t *testing.T) {
 	if err != nil || res[0].Duplicate || res[1].Duplicate || res[0].Message.Seq != 4 || res[1].Message.Seq != 5 {
 		t.Errorf("retry of the refused messages = %+v, %v", res, err)
 	}
+}
+
+// queryPlan returns the steps of EXPLAIN QUERY PLAN for a query.
+func queryPlan(t *testing.T, s *Store, name, sql string, args ...any) []string {
+	t.Helper()
+	rows, err := s.r.Query("EXPLAIN QUERY PLAN "+sql, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := closeRows(rows); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }

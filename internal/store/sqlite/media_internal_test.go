@@ -22,22 +22,7 @@ func TestMediaQueryPlans(t *testing.T) {
 		{"media purge", qMediaPurge, []any{1}},
 	}
 	for _, q := range queries {
-		rows, err := s.r.Query("EXPLAIN QUERY PLAN "+q.sql, q.args...)
-		if err != nil {
-			t.Fatalf("%s: %v", q.name, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		if err := closeRows(rows); err != nil {
-			t.Fatal(err)
-		}
+		plan := queryPlan(t, s, q.name, q.sql, q.args...)
 		for _, step := range plan {
 			if (strings.HasPrefix(step, "SCAN ") && step != "SCAN CONSTANT ROW") || strings.HasPrefix(step, "USE TEMP B-TREE") {
 				t.Errorf("%s: %q in plan:\n  %s", q.name, step, strings.Join(plan, "\n  "))
