@@ -9,7 +9,8 @@ import (
 // pushFlags registers the push notification flags (docs/push.md).
 func pushFlags(fs *flag.FlagSet, c *push.Config) {
 	fs.DurationVar(&c.Window, "push-window", c.Window, "at most one push notification per conversation per window; messages within it are collapsed into the next one (\"Alice sent you 5 messages\")")
-	fs.StringVar(&c.VAPIDSubject, "vapid-subject", c.VAPIDSubject, "contact for Web Push services, a mailto: or https: URL (RFC 8292 sub); Apple's Web Push requires one. The VAPID key itself is generated in the data dir (vapid.key)")
+	fs.StringVar(&c.VAPIDSubject, "vapid-subject", c.VAPIDSubject, "contact for Web Push services, a mailto: or https: URL (RFC 8292 sub); Apple's Web Push requires one")
+	fs.StringVar(&c.VAPIDKeyFile, "vapid-key-file", c.VAPIDKeyFile, "the VAPID key (PEM), generated there on first start if missing; default <data-dir>/vapid.key. Every node of a cluster must use the same key: copy the file to each node and point this flag at it")
 	fs.StringVar(&c.APNs.KeyFile, "apns-key-file", c.APNs.KeyFile, "APNs token-based auth key (.p8) from the Apple developer account; with --apns-key-id, --apns-team-id and --apns-topic it enables APNs")
 	fs.StringVar(&c.APNs.KeyID, "apns-key-id", c.APNs.KeyID, "APNs key id (the 10 characters of the .p8's name)")
 	fs.StringVar(&c.APNs.TeamID, "apns-team-id", c.APNs.TeamID, "Apple developer team id")

@@ -36,6 +36,7 @@ type Config struct {
 	LoginFailuresUser int           // failed logins per username per 10 minutes before 429 (10); 0: unlimited
 	LoginFailuresIP   int           // failed logins per client address per minute before 429 (50); 0: unlimited
 	AllowedOrigins    []string      // extra Origin host patterns for the WebSocket; same origin always passes
+	ReorderHold       time.Duration // in a cluster, how long a message that overtook a missing seq waits for it (200 ms)
 }
 
 // DefaultConfig returns the defaults.
@@ -53,6 +54,7 @@ func DefaultConfig() Config {
 		FrameRate:         200,
 		LoginFailuresUser: 10,
 		LoginFailuresIP:   50,
+		ReorderHold:       200 * time.Millisecond,
 	}
 }
 
@@ -134,6 +136,12 @@ func (g *Gateway) CloseAll(ctx context.Context) error {
 	case <-done:
 		if g.poller != nil {
 			g.poller.close()
+		}
+		g.hub.mu.RLock()
+		c := g.hub.cluster
+		g.hub.mu.RUnlock()
+		if c != nil {
+			c.leave() // the sessions' ends are written before the bus closes
 		}
 		g.hub.flushOffline(ctx)
 		return nil

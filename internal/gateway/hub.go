@@ -14,31 +14,41 @@ import (
 // hub is this node's table of open sockets by user, and of presence watchers
 // by watched user. It subscribes to a user's bus topic while the user has a
 // socket here, so the bus routes only what this node needs.
+//
+// Presence: a user is online while it has a socket on this node or, in a
+// cluster, a live session in the registry (cluster.go). Every node follows
+// the same picture and announces the changes to its own watchers, so no
+// presence event travels on the bus.
 type hub struct {
 	g *Gateway
 
 	mu       sync.RWMutex
 	users    map[string]*userConns
-	watchers map[string]*watchers
+	presence map[string]*presence // users online, or whose announcement is pending
+	watchers map[string]map[*conn]struct{}
 	recent   map[string]time.Time // last presence announcement of users gone offline
 	closed   bool
+
+	cluster *cluster  // nil on a single node
+	order   *seqOrder // a cluster's reorder buffer for live messages; nil on a single node
 }
 
 type userConns struct {
-	conns map[*conn]struct{}
-	unsub func()
-	// Presence: what subscribers were last told, when, and a pending
-	// re-evaluation. Changes are batched: at most one announcement per
-	// PresenceWindow, and offline only after PresenceGrace.
-	online    bool
-	announced time.Time
-	left      int64 // when the last socket closed (ms)
-	timer     *time.Timer
+	conns   map[*conn]struct{}
+	devices map[string]int // open sockets per device (the registry keeps one session per device)
+	unsub   func()
 }
 
-type watchers struct {
-	conns map[*conn]struct{}
-	unsub func()
+// presence is what subscribers were last told about a user, and what is
+// true now. Changes are batched: at most one announcement per
+// PresenceWindow, and offline only after PresenceGrace.
+type presence struct {
+	remote    bool  // the registry has a session of the user (cluster only)
+	left      int64 // when the user was last seen going away (ms)
+	online    bool  // last announced
+	announced time.Time
+	timer     *time.Timer
+	hosted    bool // a socket of the user was here since the last offline: record last_seen
 }
 
 var (
@@ -47,7 +57,8 @@ var (
 )
 
 func newHub(g *Gateway) *hub {
-	return &hub{g: g, users: make(map[string]*userConns), watchers: make(map[string]*watchers)}
+	return &hub{g: g, users: make(map[string]*userConns), presence: make(map[string]*presence),
+		watchers: make(map[string]map[*conn]struct{})}
 }
 
 // admit says whether the user may open one more socket here.
@@ -65,7 +76,7 @@ func (h *hub) admit(uid string) error {
 
 // register adds a socket; the user goes online if it was not.
 func (h *hub) register(c *conn) error {
-	uid := c.sess.UserID
+	uid, dev := c.sess.UserID, c.sess.DeviceID
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -73,103 +84,155 @@ func (h *hub) register(c *conn) error {
 	}
 	uc := h.users[uid]
 	if uc == nil {
-		unsub, err := h.g.bus.Subscribe(chat.UserTopic(uid), func(ev *chat.Event) { h.deliver(uid, ev) })
+		route := func(ev *chat.Event) { h.deliver(uid, ev) }
+		if order := h.order; order != nil { // a cluster: put cross-node deliveries back in seq order
+			deliver := route
+			route = func(ev *chat.Event) {
+				if ev.Kind != chat.EventMessage {
+					deliver(ev)
+					return
+				}
+				order.admit(uid+"/"+ev.Message.ConversationID, ev, deliver)
+			}
+		}
+		unsub, err := h.g.bus.Subscribe(chat.UserTopic(uid), route)
 		if err != nil {
 			h.mu.Unlock()
 			return err
 		}
-		uc = &userConns{conns: make(map[*conn]struct{}, 1), unsub: unsub, announced: h.recent[uid]}
+		uc = &userConns{conns: make(map[*conn]struct{}, 1), devices: make(map[string]int, 1), unsub: unsub}
 		h.users[uid] = uc
 	}
 	uc.conns[c] = struct{}{}
+	uc.devices[dev]++
+	if uc.devices[dev] == 1 && h.cluster != nil {
+		h.cluster.put(uid, dev)
+	}
 	h.g.sockets.Add(1) // under the lock, so never after closeAll began waiting
-	announce := h.settle(uid, uc)
+	p := h.presenceOf(uid)
+	p.hosted = true
+	announce := h.settle(uid, p)
 	h.mu.Unlock()
 	announce()
 	return nil
 }
 
-// unregister removes a socket; once the user's last socket is gone for the
-// presence grace period, the user goes offline with last_seen.
+// unregister removes a socket; once the user's last socket is gone (in a
+// cluster: its last session anywhere) for the presence grace period, the
+// user goes offline with last_seen.
 func (h *hub) unregister(c *conn) {
 	h.unwatchAll(c)
-	uid := c.sess.UserID
+	uid, dev := c.sess.UserID, c.sess.DeviceID
 	h.mu.Lock()
 	uc := h.users[uid]
 	if uc == nil {
 		h.mu.Unlock()
 		return
 	}
-	delete(uc.conns, c)
-	if len(uc.conns) == 0 {
-		uc.left = time.Now().UnixMilli()
+	if _, ok := uc.conns[c]; !ok {
+		h.mu.Unlock()
+		return
 	}
-	announce := h.settle(uid, uc)
+	delete(uc.conns, c)
+	if uc.devices[dev]--; uc.devices[dev] <= 0 {
+		delete(uc.devices, dev)
+		if h.cluster != nil {
+			h.cluster.remove(uid, dev)
+		}
+	}
+	if len(uc.conns) == 0 {
+		delete(h.users, uid)
+		uc.unsub()
+	}
+	p := h.presenceOf(uid)
+	p.left = max(p.left, time.Now().UnixMilli())
+	announce := h.settle(uid, p)
 	h.mu.Unlock()
 	announce()
+}
+
+// presenceOf returns the user's presence entry, made if missing. Called
+// with h.mu held.
+func (h *hub) presenceOf(uid string) *presence {
+	p := h.presence[uid]
+	if p == nil {
+		p = &presence{announced: h.recent[uid]}
+		h.presence[uid] = p
+	}
+	return p
+}
+
+// live says whether the user is online now. Called with h.mu held.
+func (h *hub) live(uid string, p *presence) bool {
+	return h.users[uid] != nil || (p != nil && p.remote)
 }
 
 // settle compares the user's presence with what was announced and either
 // returns the announcement to make now (after unlocking) or schedules a
 // re-evaluation. Called with h.mu held.
-func (h *hub) settle(uid string, uc *userConns) (announce func()) {
+func (h *hub) settle(uid string, p *presence) (announce func()) {
 	nothing := func() {}
-	online := len(uc.conns) > 0
-	if online == uc.online {
-		if uc.timer != nil {
-			uc.timer.Stop() // back before the change was announced: no flap
-			uc.timer = nil
+	online := h.live(uid, p)
+	if online == p.online {
+		if p.timer != nil {
+			p.timer.Stop() // back before the change was announced: no flap
+			p.timer = nil
 		}
-		if !online && len(uc.conns) == 0 && h.users[uid] == uc {
-			h.forget(uid, uc)
+		if !online && h.presence[uid] == p {
+			h.forget(uid, p)
 		}
 		return nothing
 	}
-	if uc.timer != nil {
+	if p.timer != nil {
 		return nothing // a re-evaluation is pending
 	}
-	delay := time.Until(uc.announced.Add(h.g.cfg.PresenceWindow))
+	delay := time.Until(p.announced.Add(h.g.cfg.PresenceWindow))
 	if !online {
-		delay = max(delay, time.Until(time.UnixMilli(uc.left).Add(h.g.cfg.PresenceGrace)))
+		delay = max(delay, time.Until(time.UnixMilli(p.left).Add(h.g.cfg.PresenceGrace)))
 	}
 	if delay > 0 {
-		uc.timer = time.AfterFunc(delay, func() {
+		p.timer = time.AfterFunc(delay, func() {
 			h.mu.Lock()
-			uc.timer = nil
-			announce := h.settle(uid, uc)
+			p.timer = nil
+			announce := nothing
+			if h.presence[uid] == p {
+				announce = h.settle(uid, p)
+			}
 			h.mu.Unlock()
 			announce()
 		})
 		return nothing
 	}
-	uc.online, uc.announced = online, time.Now()
-	change := &chat.PresenceChange{UserID: uid, Online: online, LastSeen: uc.left}
+	p.online, p.announced = online, time.Now()
+	change := &chat.PresenceChange{UserID: uid, Online: online, LastSeen: p.left}
 	if online {
 		change.LastSeen = time.Now().UnixMilli()
-		return func() { h.publishPresence(change) }
+		return func() { h.announce(change) }
 	}
-	h.forget(uid, uc)
+	record := p.hosted
+	h.forget(uid, p)
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := h.g.svc.UserGone(ctx, uid, change.LastSeen); err != nil {
-			h.g.log.Warn("recording last_seen", "user", uid, "err", err)
+		if record {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := h.g.svc.UserGone(ctx, uid, change.LastSeen); err != nil {
+				h.g.log.Warn("recording last_seen", "user", uid, "err", err)
+			}
 		}
-		h.publishPresence(change)
+		h.announce(change)
 	}
 }
 
-// forget drops an offline user's entry and bus subscription. The moment of
-// the last announcement is kept in recent, so a user reconnecting at once is
-// still batched. Called with h.mu held.
-func (h *hub) forget(uid string, uc *userConns) {
-	delete(h.users, uid)
-	uc.unsub()
+// forget drops an offline user's presence entry. The moment of the last
+// announcement is kept in recent, so a user reconnecting at once is still
+// batched. Called with h.mu held.
+func (h *hub) forget(uid string, p *presence) {
+	delete(h.presence, uid)
 	if h.recent == nil {
 		h.recent = make(map[string]time.Time)
 	}
 	now := time.Now()
-	h.recent[uid] = uc.announced
+	h.recent[uid] = p.announced
 	if len(h.recent) > 1024 {
 		for k, at := range h.recent {
 			if now.Sub(at) > h.g.cfg.PresenceWindow {
@@ -179,11 +242,37 @@ func (h *hub) forget(uid string, uc *userConns) {
 	}
 }
 
-func (h *hub) publishPresence(p *chat.PresenceChange) {
-	ev := &chat.Event{Kind: chat.EventPresence, Presence: p}
-	if err := h.g.bus.Publish(context.Background(), chat.PresenceTopic(p.UserID), ev); err != nil {
-		h.g.log.Warn("publishing presence", "user", p.UserID, "err", err)
+// announce hands a presence change to this node's watchers of the user.
+func (h *hub) announce(p *chat.PresenceChange) {
+	frame := presenceFrame(p)
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for c := range h.watchers[p.UserID] {
+		if !c.q.push(frame) {
+			go c.slow()
+		}
 	}
+}
+
+// remoteChange applies a change of the cluster registry: the user's first
+// session anywhere appeared, or its last one went away.
+func (h *hub) remoteChange(ch chat.PresenceChange) {
+	h.mu.Lock()
+	p := h.presence[ch.UserID]
+	if p == nil {
+		if !ch.Online {
+			h.mu.Unlock()
+			return // never seen online here: nothing to take back
+		}
+		p = h.presenceOf(ch.UserID)
+	}
+	p.remote = ch.Online
+	if !ch.Online {
+		p.left = max(p.left, ch.LastSeen)
+	}
+	announce := h.settle(ch.UserID, p)
+	h.mu.Unlock()
+	announce()
 }
 
 // deliver hands a bus event to the user's sockets on this node. It runs on
@@ -244,18 +333,13 @@ func (h *hub) watch(c *conn, userIDs []string) [][]byte {
 		if !already {
 			w := h.watchers[uid]
 			if w == nil {
-				unsub, err := h.g.bus.Subscribe(chat.PresenceTopic(uid), func(ev *chat.Event) { h.deliverPresence(uid, ev) })
-				if err != nil {
-					h.mu.Unlock()
-					continue
-				}
-				w = &watchers{conns: make(map[*conn]struct{}), unsub: unsub}
+				w = make(map[*conn]struct{})
 				h.watchers[uid] = w
 			}
-			w.conns[c] = struct{}{}
+			w[c] = struct{}{}
 		}
-		uc := h.users[uid]
-		online := uc != nil && uc.online
+		p := h.presence[uid]
+		online := p != nil && p.online
 		h.mu.Unlock()
 		lastSeen := u.LastSeen
 		if online {
@@ -264,20 +348,6 @@ func (h *hub) watch(c *conn, userIDs []string) [][]byte {
 		frames = append(frames, presenceFrame(&chat.PresenceChange{UserID: uid, Online: online, LastSeen: lastSeen}))
 	}
 	return frames
-}
-
-func (h *hub) deliverPresence(uid string, ev *chat.Event) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	w := h.watchers[uid]
-	if w == nil {
-		return
-	}
-	for c := range w.conns {
-		if !c.q.push(ev.Encoded(encodeEvent)) {
-			go c.slow()
-		}
-	}
 }
 
 func (h *hub) unwatchAll(c *conn) {
@@ -292,12 +362,8 @@ func (h *hub) unwatchAll(c *conn) {
 	defer h.mu.Unlock()
 	for uid := range watched {
 		w := h.watchers[uid]
-		if w == nil {
-			continue
-		}
-		delete(w.conns, c)
-		if len(w.conns) == 0 {
-			w.unsub()
+		delete(w, c)
+		if len(w) == 0 {
 			delete(h.watchers, uid)
 		}
 	}
@@ -320,8 +386,8 @@ func (h *hub) closeAll() {
 	}
 }
 
-// flushOffline records last_seen now for every user whose offline
-// announcement is still pending (their sockets are gone: the node is
+// flushOffline records last_seen now for every user of this node whose
+// offline announcement is still pending (their sockets are gone: the node is
 // stopping), so no timer writes to a store that is about to close.
 func (h *hub) flushOffline(ctx context.Context) {
 	h.mu.Lock()
@@ -330,16 +396,16 @@ func (h *hub) flushOffline(ctx context.Context) {
 		left int64
 	}
 	var pending []gone
-	for uid, uc := range h.users {
-		if uc.timer != nil {
-			uc.timer.Stop()
-			uc.timer = nil
+	for uid, p := range h.presence {
+		if p.timer != nil {
+			p.timer.Stop()
+			p.timer = nil
 		}
-		if len(uc.conns) == 0 {
-			pending = append(pending, gone{uid, uc.left})
+		if p.hosted && h.users[uid] == nil {
+			pending = append(pending, gone{uid, p.left})
 		}
 	}
-	h.users = make(map[string]*userConns)
+	h.presence = make(map[string]*presence)
 	h.mu.Unlock()
 	for _, g := range pending {
 		if err := h.g.svc.UserGone(ctx, g.uid, g.left); err != nil {

@@ -1,28 +1,26 @@
 package gateway
 
-// Online reports whether the user has an open socket on this node. With
-// several nodes each answers for its own sockets only.
+// Online reports whether the user has an open socket: on this node, or in
+// a cluster on any node (as the session registry last told this node).
 func (g *Gateway) Online(userID string) bool {
 	h := g.hub
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	uc := h.users[userID]
-	return uc != nil && len(uc.conns) > 0
+	return h.live(userID, h.presence[userID])
 }
 
-// DeviceOnline reports whether the device has an open socket on this node.
+// DeviceOnline reports whether the device has an open socket: on this node,
+// or in a cluster on any node (asking the session registry).
 func (g *Gateway) DeviceOnline(userID, deviceID string) bool {
 	h := g.hub
 	h.mu.RLock()
-	defer h.mu.RUnlock()
 	uc := h.users[userID]
-	if uc == nil {
-		return false
+	local := uc != nil && uc.devices[deviceID] > 0
+	c := h.cluster
+	h.mu.RUnlock()
+	if local || c == nil {
+		return local
 	}
-	for c := range uc.conns {
-		if c.sess.DeviceID == deviceID {
-			return true
-		}
-	}
-	return false
+	_, ok := c.devices(userID)[deviceID]
+	return ok
 }

@@ -26,6 +26,8 @@ type Metrics struct {
 	CommitFailures   prometheus.Counter
 	BusPublished     prometheus.Counter
 	BusFailures      prometheus.Counter
+	RegistryErrors   prometheus.Counter     // session registry writes that failed (cluster)
+	Reorder          *prometheus.CounterVec // live messages put back in seq order, by outcome (cluster)
 	SlowClosed       prometheus.Counter
 	HTTPRequests     *prometheus.CounterVec // by status class
 }
@@ -48,12 +50,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		CommitFailures:   prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_store_commit_failures_total", Help: "Group commits that failed (messages not acked)."}),
 		BusPublished:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_bus_published_total", Help: "Events published on the bus."}),
 		BusFailures:      prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_bus_publish_failures_total", Help: "Bus publishes that failed."}),
-		SlowClosed:       prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_slow_sockets_closed_total", Help: "Sockets closed (4008) because their send queue overflowed."}),
-		HTTPRequests:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "REST requests by status code."}, []string{"code"}),
+		Reorder: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_reorder_messages_total",
+			Help: "Live messages from other nodes put back in seq order: held (overtook a missing seq), filled (the missing seq read from the store after the hold), released (handed on with a seq still missing; sync repairs it)."}, []string{"outcome"}),
+		RegistryErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_session_registry_errors_total", Help: "Writes to the cluster's session registry that failed (repaired by the next refresh or the TTL)."}),
+		SlowClosed:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_slow_sockets_closed_total", Help: "Sockets closed (4008) because their send queue overflowed."}),
+		HTTPRequests:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "REST requests by status code."}, []string{"code"}),
 	}
 	reg.MustRegister(m.Connections, m.ConnectionsTotal, m.FramesIn, m.FramesOut, m.MessagesIn, m.Duplicates,
 		m.MessagesOut, m.Errors, m.AckLatency, m.CommitLatency, m.CommitBatchSize, m.CommitFailures,
-		m.BusPublished, m.BusFailures, m.SlowClosed, m.HTTPRequests,
+		m.BusPublished, m.BusFailures, m.RegistryErrors, m.Reorder, m.SlowClosed, m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

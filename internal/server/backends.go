@@ -12,6 +12,7 @@ import (
 	"github.com/parley-chat/parley/internal/bus/local"
 	"github.com/parley-chat/parley/internal/bus/natsbus"
 	"github.com/parley-chat/parley/internal/chat"
+	"github.com/parley-chat/parley/internal/gateway"
 	"github.com/parley-chat/parley/internal/store/postgres"
 	"github.com/parley-chat/parley/internal/store/sqlite"
 )
@@ -54,6 +55,26 @@ func openBus(ctx context.Context, cfg Config, log *slog.Logger) (chat.Bus, strin
 		return nil, "", fmt.Errorf("connecting to NATS at %s: %w", cfg.NATS, err)
 	}
 	return b, "nats", nil
+}
+
+// joinCluster puts the node's sessions into the cluster's registry (a
+// JetStream KV bucket) and makes presence follow the whole cluster, when the
+// bus is NATS; on the in-process bus there is nothing to join.
+func joinCluster(ctx context.Context, cfg Config, bus chat.Bus, gw *gateway.Gateway) error {
+	nb, ok := bus.(*natsbus.Bus)
+	if !ok {
+		return nil
+	}
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	reg, err := natsbus.NewRegistry(octx, nb, natsbus.RegistryOptions{TTL: cfg.SessionTTL})
+	if err != nil {
+		return fmt.Errorf("opening the session registry: %w", err)
+	}
+	if err := gw.StartCluster(reg, cfg.NodeID); err != nil {
+		return fmt.Errorf("following the session registry: %w", err)
+	}
+	return nil
 }
 
 // defaultNodeID names this process among the nodes of a cluster.

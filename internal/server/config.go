@@ -25,6 +25,9 @@ type Config struct {
 	Postgres string // PostgreSQL URL for the store
 	NATS     string // comma-separated NATS URLs for the bus
 	NodeID   string // this node's name in the cluster (default host-pid)
+	// SessionTTL is how long a node's sessions outlive it in the cluster's
+	// registry (with NATS): a crashed node's users go offline after it.
+	SessionTTL time.Duration
 
 	LogLevel  string // debug, info, warn, error
 	LogFormat string // text or json
@@ -71,6 +74,7 @@ func DefaultConfig() Config {
 	return Config{
 		Addr:              ":8080",
 		DataDir:           "./data",
+		SessionTTL:        30 * time.Second,
 		LogLevel:          "info",
 		LogFormat:         "text",
 		HeartbeatInterval: gd.HeartbeatInterval,
@@ -126,6 +130,9 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		bad("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	if c.NATS != "" && c.SessionTTL < time.Second {
+		bad("--session-ttl must be at least 1s, not %s", c.SessionTTL)
 	}
 	if c.HeartbeatInterval < 100*time.Millisecond {
 		bad("--heartbeat-interval must be at least 100ms, not %s", c.HeartbeatInterval)

@@ -107,7 +107,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	gw := gateway.New(gc, svc, m, log)
 
 	s := &Server{cfg: cfg, log: log, store: store, bus: bus, svc: svc, gw: gw, push: pusher}
-	if err := s.setupMedia(ctx); err != nil {
+	err = s.setupMedia(ctx)
+	if err == nil {
+		err = joinCluster(ctx, cfg, bus, gw) // last: it starts goroutines
+	}
+	if err != nil {
 		svc.Close()
 		_ = bus.Close()
 		_ = store.Close()

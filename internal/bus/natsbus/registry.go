@@ -99,16 +99,49 @@ func (r *Registry) Put(ctx context.Context, userID, deviceID, nodeID string) err
 	return nil
 }
 
-// Delete removes a device's session (its last socket closed).
-func (r *Registry) Delete(ctx context.Context, userID, deviceID string) error {
+// Delete removes a device's session (its last socket on nodeID closed),
+// unless another node holds it now: a device that moved to another node
+// (it reconnected there before its old socket here was closed) keeps its
+// session. An empty nodeID deletes whoever holds it.
+func (r *Registry) Delete(ctx context.Context, userID, deviceID, nodeID string) error {
 	key, err := sessionKey(userID, deviceID)
 	if err != nil {
 		return err
 	}
-	if err := r.kv.Delete(ctx, key); err != nil {
+	var opts []jetstream.KVDeleteOpt
+	if nodeID != "" {
+		e, err := r.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return nil
+		case err != nil:
+			return fmt.Errorf("natsbus: registry delete: %w", jsError(err))
+		case string(e.Value()) != nodeID:
+			return nil // another node holds the device now
+		}
+		opts = append(opts, jetstream.LastRevision(e.Revision()))
+	}
+	err = r.kv.Delete(ctx, key, opts...)
+	if nodeID != "" && isWrongRevision(err) {
+		return nil // another node put the key since we read it: it holds it now
+	}
+	if err != nil {
 		return fmt.Errorf("natsbus: registry delete: %w", jsError(err))
 	}
 	return nil
+}
+
+// isWrongRevision says whether err is JetStream refusing a write made with a
+// stale expected revision.
+func isWrongRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	if jsErr := jetstream.JetStreamError(nil); errors.As(err, &jsErr) {
+		apiErr = jsErr.APIError()
+	} else if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr != nil && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // Online says whether any device of userID has a live session.
@@ -169,8 +202,9 @@ func (r *Registry) scan(ctx context.Context, userID string, metaOnly bool, f fun
 // on one goroutine, for every user going online (their first session
 // appears) or offline (their last session is deleted or expires). An
 // offline change's LastSeen is the deletion time, or for an expiry the
-// session's last refresh. Users already online when Watch starts are not
-// reported; ask Online. The watcher holds every live session in memory.
+// session's last refresh. Users already online when Watch starts are
+// reported first, as going online. The watcher holds every live session in
+// memory.
 //
 // When the connection comes back after an outage, the watcher reloads the
 // registry and reports the difference, so changes missed meanwhile are
@@ -180,7 +214,7 @@ func (r *Registry) Watch(ctx context.Context, h func(chat.PresenceChange)) (stop
 	ctx, cancel := context.WithCancel(ctx)
 	status := r.nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
 	st := &presenceState{users: make(map[string]map[string]time.Time)}
-	w, wcancel, err := r.load(ctx, st, nil)
+	w, wcancel, err := r.load(ctx, st, h)
 	if err != nil {
 		cancel()
 		r.nc.RemoveStatusListener(status)

@@ -90,11 +90,18 @@ func TestRegistryPutOnlineDelete(t *testing.T) {
 	if len(devs) != 2 || devs[phone] != "node-1" || devs[laptp] != "node-2" {
 		t.Fatalf("alice's devices: %v", devs)
 	}
-	must(t, r.Delete(ctx, alice, phone))
+	must(t, r.Delete(ctx, alice, phone, "node-1"))
 	if !online(t, r, alice) {
 		t.Fatal("alice has a laptop session left")
 	}
-	must(t, r.Delete(ctx, alice, laptp))
+	// The laptop moved to node-3 before node-2 closed its old socket:
+	// node-2's delete must leave node-3's session alone.
+	must(t, r.Put(ctx, alice, laptp, "node-3"))
+	must(t, r.Delete(ctx, alice, laptp, "node-2"))
+	if devs, err := r.Devices(ctx, alice); err != nil || devs[laptp] != "node-3" {
+		t.Fatalf("the moved laptop's session: %v, %v", devs, err)
+	}
+	must(t, r.Delete(ctx, alice, laptp, "node-3"))
 	if online(t, r, alice) {
 		t.Fatal("alice online with no session")
 	}
@@ -118,27 +125,30 @@ func TestRegistryWatch(t *testing.T) {
 	node1 := newRegistry(t, openBus(t, s, natsbus.Options{Name: "node-1"}), natsbus.RegistryOptions{})
 	node2 := newRegistry(t, openBus(t, s, natsbus.Options{Name: "node-2"}), natsbus.RegistryOptions{})
 	ctx := t.Context()
-	must(t, node1.Put(ctx, bob, phone, "node-1")) // before the watch: not reported
+	must(t, node1.Put(ctx, bob, phone, "node-1")) // before the watch: reported first
 	ch := watch(t, node2)
+	if p := next(t, ch); p.UserID != bob || !p.Online {
+		t.Fatalf("want bob online from the initial load, got %+v", p)
+	}
 
 	must(t, node1.Put(ctx, alice, phone, "node-1"))
 	if p := next(t, ch); p.UserID != alice || !p.Online || p.LastSeen == 0 {
 		t.Fatalf("want alice online, got %+v", p)
 	}
-	must(t, node1.Put(ctx, alice, phone, "node-1")) // refresh: no change
-	must(t, node2.Put(ctx, alice, laptp, "node-2")) // second device: no change
-	must(t, node1.Put(ctx, alice, phone, "node-1")) // refresh: no change
-	must(t, node1.Delete(ctx, alice, phone))        // one device left: no change
-	must(t, node1.Delete(ctx, bob, phone))          // bob was online before the watch
+	must(t, node1.Put(ctx, alice, phone, "node-1"))    // refresh: no change
+	must(t, node2.Put(ctx, alice, laptp, "node-2"))    // second device: no change
+	must(t, node1.Put(ctx, alice, phone, "node-1"))    // refresh: no change
+	must(t, node1.Delete(ctx, alice, phone, "node-1")) // one device left: no change
+	must(t, node1.Delete(ctx, bob, phone, ""))         // whoever holds it
 	if p := next(t, ch); p.UserID != bob || p.Online {
 		t.Fatalf("want bob offline, got %+v", p)
 	}
 	before := time.Now().UnixMilli()
-	must(t, node2.Delete(ctx, alice, laptp))
+	must(t, node2.Delete(ctx, alice, laptp, "node-2"))
 	if p := next(t, ch); p.UserID != alice || p.Online || p.LastSeen < before-1000 {
 		t.Fatalf("want alice offline, got %+v", p)
 	}
-	must(t, node1.Delete(ctx, alice, laptp)) // already gone: no change
+	must(t, node1.Delete(ctx, alice, laptp, "node-1")) // already gone: no change
 	none(t, ch, 100*time.Millisecond)
 }
 
@@ -222,7 +232,7 @@ func TestRegistryWatchSurvivesServerRestart(t *testing.T) {
 	if !online(t, r, alice) {
 		t.Fatal("alice's session lost in the restart")
 	}
-	must(t, r.Delete(t.Context(), alice, phone))
+	must(t, r.Delete(t.Context(), alice, phone, "node-1"))
 	if p := next(t, ch); p.UserID != alice || p.Online {
 		t.Fatalf("want alice offline, got %+v", p)
 	}

@@ -1,0 +1,227 @@
+package gateway
+
+import (
+	"context"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/internal/chat"
+)
+
+// Sessions is the cluster-wide session registry (natsbus.Registry): one
+// session per connected device, naming the node that holds its socket, and
+// expiring by itself unless refreshed, so a crashed node's users go offline
+// on the other nodes once the TTL runs out.
+type Sessions interface {
+	// Put records or refreshes that the device has a socket on nodeID.
+	Put(ctx context.Context, userID, deviceID, nodeID string) error
+	// Delete removes the device's session if nodeID still holds it.
+	Delete(ctx context.Context, userID, deviceID, nodeID string) error
+	// Devices returns the user's live sessions: device id → node id.
+	Devices(ctx context.Context, userID string) (map[string]string, error)
+	// Watch reports every user going online or offline, starting with the
+	// users online now, until stop is called.
+	Watch(ctx context.Context, h func(chat.PresenceChange)) (stop func(), err error)
+	// TTL is how long a session lives without a refresh.
+	TTL() time.Duration
+}
+
+// clusterShards is how many registry writers run at once. A device's writes
+// always go to the same shard, so they happen in the order they were made.
+const clusterShards = 4
+
+// cluster keeps this node's sessions in the registry and follows the
+// registry's presence picture for the hub. Writes never wait: they queue,
+// collapsed per device (only the last wanted state is written), on a shard
+// whose goroutine writes them; every TTL/3 all local sessions are queued
+// again as a refresh, which also repairs writes lost in a NATS outage.
+type cluster struct {
+	reg    Sessions
+	node   string
+	hub    *hub
+	seed   maphash.Seed
+	shards [clusterShards]shard
+	stop   context.CancelFunc
+	done   sync.WaitGroup
+	unwat  func()
+}
+
+type sessionKey struct{ user, device string }
+
+type shard struct {
+	mu      sync.Mutex
+	pending map[sessionKey]bool // true: put, false: delete
+	order   []sessionKey        // keys with a pending write, oldest first
+	wake    chan struct{}
+}
+
+// StartCluster joins this node to a cluster: its sessions go into reg under
+// nodeID, and presence follows the whole cluster. Call it before serving;
+// CloseAll leaves the cluster.
+func (g *Gateway) StartCluster(reg Sessions, nodeID string) error {
+	cctx, cancel := context.WithCancel(context.Background())
+	c := &cluster{reg: reg, node: nodeID, hub: g.hub, seed: maphash.MakeSeed(), stop: cancel}
+	for i := range c.shards {
+		c.shards[i].pending = make(map[sessionKey]bool)
+		c.shards[i].wake = make(chan struct{}, 1)
+	}
+	m := g.metrics
+	for _, outcome := range []string{"held", "filled", "released"} {
+		m.Reorder.WithLabelValues(outcome) // exported from the start, at 0
+	}
+	g.hub.mu.Lock()
+	g.hub.cluster = c
+	g.hub.order = newSeqOrder(g.cfg.ReorderHold, g.missingMessages,
+		func(outcome string, n int) { m.Reorder.WithLabelValues(outcome).Add(float64(n)) })
+	g.hub.mu.Unlock()
+	unwatch, err := reg.Watch(cctx, g.hub.remoteChange) // ends with leave, not with ctx
+	if err != nil {
+		cancel()
+		g.hub.mu.Lock()
+		g.hub.cluster, g.hub.order = nil, nil
+		g.hub.mu.Unlock()
+		return err
+	}
+	c.unwat = unwatch
+	for i := range c.shards {
+		c.done.Add(1)
+		go c.write(cctx, &c.shards[i])
+	}
+	c.done.Add(1)
+	go c.refresh(cctx)
+	return nil
+}
+
+// put queues the device's session. Called with the hub's lock held.
+func (c *cluster) put(user, device string) { c.queue(sessionKey{user, device}, true) }
+
+// remove queues the end of the device's session. Called with the hub's lock
+// held.
+func (c *cluster) remove(user, device string) { c.queue(sessionKey{user, device}, false) }
+
+func (c *cluster) queue(k sessionKey, put bool) {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(k.user)
+	h.WriteString(k.device)
+	s := &c.shards[h.Sum64()%clusterShards]
+	s.mu.Lock()
+	if _, queued := s.pending[k]; !queued {
+		s.order = append(s.order, k)
+	}
+	s.pending[k] = put
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// write is a shard's writer: it writes the shard's pending sessions until
+// ctx ends, then what is left (the deletes of a closing node) for at most a
+// few seconds.
+func (c *cluster) write(ctx context.Context, s *shard) {
+	defer c.done.Done()
+	for {
+		for c.writeOne(s) {
+		}
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && c.writeOne(s); {
+			}
+			return
+		}
+	}
+}
+
+// writeOne writes the oldest pending session and says whether there was one.
+func (c *cluster) writeOne(s *shard) bool {
+	s.mu.Lock()
+	if len(s.order) == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	k := s.order[0]
+	s.order = s.order[1:]
+	put := s.pending[k]
+	delete(s.pending, k)
+	s.mu.Unlock()
+	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	if put {
+		err = c.reg.Put(wctx, k.user, k.device, c.node)
+	} else {
+		err = c.reg.Delete(wctx, k.user, k.device, c.node)
+	}
+	if err != nil {
+		c.hub.g.metrics.RegistryErrors.Inc()
+		c.hub.g.log.Debug("session registry write", "user", k.user, "device", k.device, "put", put, "err", err)
+	}
+	return true
+}
+
+// refresh queues every local session again every TTL/3, so they outlive
+// the TTL while this node lives.
+func (c *cluster) refresh(ctx context.Context) {
+	defer c.done.Done()
+	t := time.NewTicker(c.reg.TTL() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		h := c.hub
+		h.mu.RLock()
+		for uid, uc := range h.users {
+			for dev := range uc.devices {
+				c.put(uid, dev)
+			}
+		}
+		h.mu.RUnlock()
+	}
+}
+
+// leave stops following the registry and writes the pending session ends.
+func (c *cluster) leave() {
+	c.unwat()
+	c.stop()
+	c.done.Wait()
+}
+
+// devices returns the user's sessions anywhere in the cluster.
+func (c *cluster) devices(userID string) map[string]string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	devs, err := c.reg.Devices(ctx, userID)
+	if err != nil {
+		c.hub.g.log.Debug("session registry read", "user", userID, "err", err)
+	}
+	return devs
+}
+
+// missingMessages reads the messages a reorder hold waited for in vain:
+// those of the stream key ("<user>/<conversation>") with from < seq < to.
+func (g *Gateway) missingMessages(key string, from, to int64) ([]*chat.Event, error) {
+	uid, conv, _ := strings.Cut(key, "/")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msgs, _, err := g.svc.History(ctx, chat.Session{UserID: uid}, conv,
+		chat.Page{After: from, Forward: true, Limit: int(min(to-from-1, chat.MaxPageLimit))})
+	if err != nil {
+		g.log.Warn("reading messages a reorder hold missed", "conversation", conv, "after", from, "err", err)
+		return nil, err
+	}
+	evs := make([]*chat.Event, 0, len(msgs))
+	for i := range msgs {
+		if m := &msgs[i]; m.Seq < to {
+			evs = append(evs, &chat.Event{Kind: chat.EventMessage, ExceptDevice: m.SenderDeviceID, Message: m})
+		}
+	}
+	return evs, nil
+}
