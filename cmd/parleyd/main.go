@@ -111,6 +111,7 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	fs.StringVar(&cfg.NATS, "nats", cfg.NATS, "comma-separated NATS URLs (nats://host:4222,...) for the bus between nodes instead of the in-process one")
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's name in a cluster (logs, NATS connection name); default host-pid")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "with --nats: how long a node's sessions live in the cluster's registry without a refresh (refreshed every third of it); a crashed node's users go offline on the other nodes after it")
+	fs.StringVar(&cfg.AdvertiseURL, "advertise-url", cfg.AdvertiseURL, "with --nats: the URL at which the other nodes reach this one (http://10.0.0.5:8080); a resumable upload can then be continued through any node, which forwards it to the node holding it")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "heartbeat interval announced to clients; a socket silent for two intervals is closed")

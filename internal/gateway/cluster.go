@@ -28,6 +28,25 @@ type Sessions interface {
 	TTL() time.Duration
 }
 
+// NodeDirectory maps node ids to the URLs at which nodes reach each other
+// (natsbus.Nodes). Entries expire unless refreshed.
+type NodeDirectory interface {
+	PutNode(ctx context.Context, nodeID, url string) error
+	NodeURL(ctx context.Context, nodeID string) (string, error)
+}
+
+// ClusterConfig joins a node to a cluster.
+type ClusterConfig struct {
+	Sessions Sessions
+	NodeID   string
+	// Nodes and AdvertiseURL, both set, let this node take requests for
+	// resumable uploads held by another node and forward them there
+	// (uploadroute.go). Without them an upload is continued only through
+	// the node that created it.
+	Nodes        NodeDirectory
+	AdvertiseURL string
+}
+
 // clusterShards is how many registry writers run at once. A device's writes
 // always go to the same shard, so they happen in the order they were made.
 const clusterShards = 4
@@ -40,6 +59,9 @@ const clusterShards = 4
 type cluster struct {
 	reg    Sessions
 	node   string
+	token  string // node as a URL path and KV key token
+	nodes  NodeDirectory
+	self   string // advertised URL; "" with nodes nil
 	hub    *hub
 	seed   maphash.Seed
 	shards [clusterShards]shard
@@ -57,12 +79,19 @@ type shard struct {
 	wake    chan struct{}
 }
 
-// StartCluster joins this node to a cluster: its sessions go into reg under
-// nodeID, and presence follows the whole cluster. Call it before serving;
-// CloseAll leaves the cluster.
-func (g *Gateway) StartCluster(reg Sessions, nodeID string) error {
+// StartCluster joins this node to a cluster: its sessions go into the
+// registry under the node id, and presence follows the whole cluster. Call
+// it before serving; CloseAll leaves the cluster.
+func (g *Gateway) StartCluster(cc ClusterConfig) error {
 	cctx, cancel := context.WithCancel(context.Background())
-	c := &cluster{reg: reg, node: nodeID, hub: g.hub, seed: maphash.MakeSeed(), stop: cancel}
+	c := &cluster{reg: cc.Sessions, node: cc.NodeID, token: nodeToken(cc.NodeID), hub: g.hub, seed: maphash.MakeSeed(), stop: cancel}
+	if cc.Nodes != nil && cc.AdvertiseURL != "" {
+		c.nodes, c.self = cc.Nodes, strings.TrimRight(cc.AdvertiseURL, "/")
+		if err := c.advertise(); err != nil {
+			cancel()
+			return err
+		}
+	}
 	for i := range c.shards {
 		c.shards[i].pending = make(map[sessionKey]bool)
 		c.shards[i].wake = make(chan struct{}, 1)
@@ -76,7 +105,7 @@ func (g *Gateway) StartCluster(reg Sessions, nodeID string) error {
 	g.hub.order = newSeqOrder(g.cfg.ReorderHold, g.missingMessages,
 		func(outcome string, n int) { m.Reorder.WithLabelValues(outcome).Add(float64(n)) })
 	g.hub.mu.Unlock()
-	unwatch, err := reg.Watch(cctx, g.hub.remoteChange) // ends with leave, not with ctx
+	unwatch, err := c.reg.Watch(cctx, g.hub.remoteChange) // ends with leave, not with a caller's ctx
 	if err != nil {
 		cancel()
 		g.hub.mu.Lock()
@@ -92,6 +121,24 @@ func (g *Gateway) StartCluster(reg Sessions, nodeID string) error {
 	c.done.Add(1)
 	go c.refresh(cctx)
 	return nil
+}
+
+// advertise puts (or refreshes) this node's URL in the node directory.
+func (c *cluster) advertise() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.nodes.PutNode(ctx, c.token, c.self)
+}
+
+// nodeToken is a node id as one token of [A-Za-z0-9_-]: other characters
+// (a host name's dots) become '_'.
+func nodeToken(id string) string {
+	return strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '-' {
+			return r
+		}
+		return '_'
+	}, id)
 }
 
 // put queues the device's session. Called with the hub's lock held.
@@ -175,6 +222,12 @@ func (c *cluster) refresh(ctx context.Context) {
 		case <-t.C:
 		case <-ctx.Done():
 			return
+		}
+		if c.nodes != nil {
+			if err := c.advertise(); err != nil {
+				c.hub.g.metrics.RegistryErrors.Inc()
+				c.hub.g.log.Debug("node directory write", "err", err)
+			}
 		}
 		h := c.hub
 		h.mu.RLock()

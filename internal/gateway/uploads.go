@@ -129,7 +129,7 @@ func (g *Gateway) createUpload(w http.ResponseWriter, r *http.Request, sess chat
 		g.writeError(w, r, err)
 		return
 	}
-	w.Header().Set("Location", "/api/v1/uploads/"+info.ID)
+	w.Header().Set("Location", "/api/v1/uploads/"+g.uploadID(info.ID))
 	if r.Header.Get("Content-Type") != tusOffsetType {
 		w.Header().Set("Upload-Offset", "0")
 		w.WriteHeader(http.StatusCreated)
@@ -346,7 +346,7 @@ func (g *Gateway) uploadStatus(w http.ResponseWriter, r *http.Request, sess chat
 		g.writeError(w, r, err)
 		return
 	}
-	out := map[string]any{"upload_id": info.ID, "offset": info.Offset, "length": info.Length, "complete": info.Done}
+	out := map[string]any{"upload_id": g.uploadID(info.ID), "offset": info.Offset, "length": info.Length, "complete": info.Done}
 	if info.Done {
 		m, err := g.svc.OwnMedia(r.Context(), sess, info.MediaID)
 		if err != nil {

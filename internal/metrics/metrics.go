@@ -28,6 +28,7 @@ type Metrics struct {
 	BusFailures      prometheus.Counter
 	RegistryErrors   prometheus.Counter     // session registry writes that failed (cluster)
 	Reorder          *prometheus.CounterVec // live messages put back in seq order, by outcome (cluster)
+	UploadsForwarded prometheus.Counter     // resumable-upload requests forwarded to the node holding the upload
 	SlowClosed       prometheus.Counter
 	HTTPRequests     *prometheus.CounterVec // by status class
 }
@@ -50,6 +51,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		CommitFailures:   prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_store_commit_failures_total", Help: "Group commits that failed (messages not acked)."}),
 		BusPublished:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_bus_published_total", Help: "Events published on the bus."}),
 		BusFailures:      prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_bus_publish_failures_total", Help: "Bus publishes that failed."}),
+		UploadsForwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_uploads_forwarded_total", Help: "Resumable-upload requests forwarded to the node holding the upload."}),
 		Reorder: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_reorder_messages_total",
 			Help: "Live messages from other nodes put back in seq order: held (overtook a missing seq), filled (the missing seq read from the store after the hold), released (handed on with a seq still missing; sync repairs it)."}, []string{"outcome"}),
 		RegistryErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_session_registry_errors_total", Help: "Writes to the cluster's session registry that failed (repaired by the next refresh or the TTL)."}),
@@ -58,7 +60,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.Connections, m.ConnectionsTotal, m.FramesIn, m.FramesOut, m.MessagesIn, m.Duplicates,
 		m.MessagesOut, m.Errors, m.AckLatency, m.CommitLatency, m.CommitBatchSize, m.CommitFailures,
-		m.BusPublished, m.BusFailures, m.RegistryErrors, m.Reorder, m.SlowClosed, m.HTTPRequests,
+		m.BusPublished, m.BusFailures, m.RegistryErrors, m.Reorder, m.UploadsForwarded, m.SlowClosed, m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

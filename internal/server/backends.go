@@ -71,7 +71,15 @@ func joinCluster(ctx context.Context, cfg Config, bus chat.Bus, gw *gateway.Gate
 	if err != nil {
 		return fmt.Errorf("opening the session registry: %w", err)
 	}
-	if err := gw.StartCluster(reg, cfg.NodeID); err != nil {
+	cc := gateway.ClusterConfig{Sessions: reg, NodeID: cfg.NodeID}
+	if cfg.AdvertiseURL != "" {
+		nodes, err := natsbus.NewNodes(octx, nb, natsbus.RegistryOptions{TTL: cfg.SessionTTL})
+		if err != nil {
+			return fmt.Errorf("opening the node directory: %w", err)
+		}
+		cc.Nodes, cc.AdvertiseURL = nodes, cfg.AdvertiseURL
+	}
+	if err := gw.StartCluster(cc); err != nil {
 		return fmt.Errorf("following the session registry: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"time"
 
@@ -28,6 +29,9 @@ type Config struct {
 	// SessionTTL is how long a node's sessions outlive it in the cluster's
 	// registry (with NATS): a crashed node's users go offline after it.
 	SessionTTL time.Duration
+	// AdvertiseURL is how the other nodes reach this one (with NATS): a
+	// resumable upload can then be continued through any node.
+	AdvertiseURL string
 
 	LogLevel  string // debug, info, warn, error
 	LogFormat string // text or json
@@ -130,6 +134,11 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		bad("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	if c.AdvertiseURL != "" {
+		if u, err := url.Parse(c.AdvertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("--advertise-url must be an http(s) URL such as http://10.0.0.5:8080, not %q", c.AdvertiseURL)
+		}
 	}
 	if c.NATS != "" && c.SessionTTL < time.Second {
 		bad("--session-ttl must be at least 1s, not %s", c.SessionTTL)

@@ -52,6 +52,12 @@ func (s *Server) setupMedia(ctx context.Context) error {
 	if cfg.MediaFFmpeg {
 		ff = media.FindFFmpeg()
 	}
+	if cfg.S3Endpoint == "" && (cfg.Postgres != "" || cfg.NATS != "") {
+		s.log.Warn("media is kept on this node's disk: in a cluster the other nodes cannot serve it; set --s3-endpoint (docs/scale-out.md)")
+	}
+	if cfg.NATS != "" && cfg.AdvertiseURL == "" {
+		s.log.Info("no --advertise-url: a resumable upload can be continued only through the node that started it")
+	}
 	s.log.Info("media", "storage", where, "max_upload_bytes", cfg.MaxUploadBytes, "gc_after", cfg.MediaGCAfter,
 		"ffmpeg", ff != nil, "catalogue", s.svc.MediaAvailable())
 	s.gw.SetMedia(gateway.MediaDeps{

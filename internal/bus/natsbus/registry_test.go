@@ -273,3 +273,26 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestNodesDirectory: a node's URL is found while it refreshes it, and
+// gone after the TTL once it stops.
+func TestNodesDirectory(t *testing.T) {
+	s := startServer(t)
+	b := openBus(t, s, natsbus.Options{})
+	n, err := natsbus.NewNodes(t.Context(), b, natsbus.RegistryOptions{Bucket: "nodes_test", TTL: time.Second})
+	must(t, err)
+	must(t, n.PutNode(t.Context(), "node-1", "http://10.0.0.1:8080"))
+	if u, err := n.NodeURL(t.Context(), "node-1"); err != nil || u != "http://10.0.0.1:8080" {
+		t.Fatalf("node-1: %q, %v", u, err)
+	}
+	if _, err := n.NodeURL(t.Context(), "node-2"); !errors.Is(err, chat.ErrNotFound) {
+		t.Fatalf("unknown node: %v", err)
+	}
+	if err := n.PutNode(t.Context(), "bad.id", "http://x"); !errors.Is(err, chat.ErrInvalid) {
+		t.Fatalf("bad node id: %v", err)
+	}
+	waitFor(t, "node-1 to expire", func() bool {
+		_, err := n.NodeURL(t.Context(), "node-1")
+		return errors.Is(err, chat.ErrNotFound)
+	})
+}

@@ -48,20 +48,24 @@ func StartConfig(t testing.TB, cfg server.Config) *Server {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	node, err := server.New(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatalf("starting parleyd: %v", err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	go func() { _ = node.Serve(ln) }()
 	addr := ln.Addr().String()
 	scheme, ws := "http://", "ws://"
 	if cfg.TLSCert != "" {
 		scheme, ws = "https://", "wss://"
 	}
+	if cfg.NATS != "" && cfg.AdvertiseURL == "" {
+		cfg.AdvertiseURL = scheme + addr // cluster nodes reach each other (upload routing)
+	}
+	node, err := server.New(context.Background(), cfg, log)
+	if err != nil {
+		ln.Close()
+		t.Fatalf("starting parleyd: %v", err)
+	}
+	go func() { _ = node.Serve(ln) }()
 	s := &Server{URL: scheme + addr, WSURL: ws + addr + "/api/v1/ws", Config: cfg, Node: node, t: t}
 	t.Cleanup(s.Stop)
 	return s
