@@ -24,7 +24,8 @@ type cluster struct {
 }
 
 // startCluster needs PARLEY_TEST_POSTGRES (CI sets it) and skips without it.
-func startCluster(t *testing.T, n int) *cluster {
+// opts adjust every node's configuration.
+func startCluster(t *testing.T, n int, opts ...func(*server.Config)) *cluster {
 	t.Helper()
 	pgURL := os.Getenv("PARLEY_TEST_POSTGRES")
 	if pgURL == "" {
@@ -46,6 +47,9 @@ func startCluster(t *testing.T, n int) *cluster {
 			cfg.Postgres = schemaURL
 			cfg.NATS = ns.ClientURL()
 			cfg.NodeID = fmt.Sprintf("node%d", i)
+			for _, o := range opts {
+				o(cfg)
+			}
 		}))
 	}
 	return c

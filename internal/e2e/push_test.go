@@ -590,3 +590,55 @@ func outboxJobs(t *testing.T, dataDir string) int {
 	}
 	return len(jobs)
 }
+
+// TestPushJetStreamJobGoesToAnotherNode: on a cluster (PostgreSQL, NATS), a
+// notification waiting in JetStream for its retry is sent by another node
+// once the node that got the 503 is gone. FCM, whose credentials every node
+// shares (each node has its own VAPID key in its data directory).
+func TestPushJetStreamJobGoesToAnotherNode(t *testing.T) {
+	st := newPushStack(t)
+	cl := startCluster(t, 2, func(c *server.Config) { st.configure(c, 30*time.Second) })
+	alice, bob := newAccount(t, cl.nodes[0], "alice"), newAccount(t, cl.nodes[1], "bob")
+	tok := "fcm-cluster-" + bob.UserID
+	subscribePush(t, cl.nodes[1], bob, map[string]any{"platform": "fcm", "token": tok})
+	st.fc.Script(tok, pushtest.Response{Status: 503, RetryAfter: "3"})
+	a := dial(t, cl.nodes[0], alice.Token)
+	sendAll(t, a, direct(t, cl.nodes[0], alice, bob), "x")
+
+	const retried = `parley_push_sends_total{outcome="retry",platform="fcm"}`
+	first := -1
+	deadline := time.Now().Add(10 * time.Second)
+	for first < 0 {
+		for i, n := range cl.nodes {
+			if hasMetric(t, n, retried) {
+				first = i
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no node counted the 503")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the NAK reaches nats-server
+	cl.nodes[first].Stop()
+	other := cl.nodes[1-first]
+
+	got := st.fc.Wait(t, tok, 1, 20*time.Second)
+	tries := st.fc.Attempts(tok)
+	if len(tries) != 2 || tries[0].Status != 503 || tries[1].At.Sub(tries[0].At) < 3*time.Second-50*time.Millisecond {
+		t.Fatalf("attempts %v, %s apart (Retry-After: 3)", statuses(tries), tries[len(tries)-1].At.Sub(tries[0].At))
+	}
+	if got[0].Note.Count != 1 {
+		t.Fatalf("delivered %+v", got[0].Note)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for !hasMetric(t, other, `parley_push_sends_total{outcome="sent",platform="fcm"}`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node%d did not count the send", 1-first)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s := pushStream(t, cl.nats); s.LastSeq != 1 || s.Msgs != 0 {
+		t.Fatalf("push stream: %d enqueued, %d left; want 1, 0", s.LastSeq, s.Msgs)
+	}
+}
