@@ -24,6 +24,7 @@ type cluster struct {
 }
 
 // startCluster needs PARLEY_TEST_POSTGRES (CI sets it) and skips without it.
+// opts adjust every node's configuration.
 func startCluster(t *testing.T, n int, opts ...func(*server.Config)) *cluster {
 	t.Helper()
 	pgURL := os.Getenv("PARLEY_TEST_POSTGRES")

@@ -246,8 +246,26 @@ func freeAddr(t *testing.T) string {
 // must find the files exactly as the crash left them.
 func checkStoreIntegrity(t *testing.T, dataDir string) {
 	t.Helper()
+	dir := copyStore(t, dataDir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatalf("opening the crashed parley.db with its WAL: %v", err)
+	}
+	defer st.Close()
+	if err := st.IntegrityCheck(ctx); err != nil {
+		t.Errorf("parley.db after kill -9: %v", err)
+	}
+}
+
+// copyStore copies the parley.db of a stopped server, with its WAL, to a
+// fresh directory and returns it: opening the original would recover and
+// checkpoint the WAL, and a restarted server must find the files exactly as
+// the crash left them.
+func copyStore(t *testing.T, dataDir string) string {
+	t.Helper()
 	dir := t.TempDir()
-	copied := 0
 	for _, name := range []string{"parley.db", "parley.db-wal"} {
 		raw, err := os.ReadFile(filepath.Join(dataDir, name))
 		if os.IsNotExist(err) && name != "parley.db" {
@@ -259,16 +277,6 @@ func checkStoreIntegrity(t *testing.T, dataDir string) {
 		if err := os.WriteFile(filepath.Join(dir, name), raw, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		copied += len(raw)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatalf("opening the crashed parley.db (%d bytes with its WAL): %v", copied, err)
-	}
-	defer st.Close()
-	if err := st.IntegrityCheck(ctx); err != nil {
-		t.Errorf("parley.db after kill -9: %v", err)
-	}
+	return dir
 }

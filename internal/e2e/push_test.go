@@ -2,15 +2,23 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parley-chat/parley/internal/push/pushjs"
 	"github.com/parley-chat/parley/internal/push/pushtest"
 	"github.com/parley-chat/parley/internal/server"
 	"github.com/parley-chat/parley/internal/server/servertest"
+	"github.com/parley-chat/parley/internal/store/sqlite"
 )
 
 // The push tests run a node whose push providers are local stand-ins that
@@ -52,6 +60,77 @@ func startPushNode(t *testing.T, window time.Duration) (*servertest.Server, *pus
 	srv := servertest.Start(t, func(c *server.Config) { st.configure(c, window) })
 	st.wp.VAPIDKey = vapidKey(t, srv)
 	return srv, st
+}
+
+// pushNodeStarter is startPushNode or startJetStreamPushNode.
+type pushNodeStarter func(t *testing.T, window time.Duration) (*servertest.Server, *pushStack)
+
+// pushModes runs a push test twice: with the jobs sent from the store's
+// outbox (the in-process bus), and through JetStream (--nats).
+func pushModes(t *testing.T, test func(*testing.T, pushNodeStarter)) {
+	t.Run("outbox", func(t *testing.T) { test(t, startPushNode) })
+	t.Run("jetstream", func(t *testing.T) { test(t, startJetStreamPushNode) })
+}
+
+// startJetStreamPushNode starts a node with push aimed at a fresh stack
+// and --nats on a fresh embedded nats-server with JetStream (the store is
+// still SQLite). When the test ends it checks that the jobs went through
+// the push stream and none was left there.
+func startJetStreamPushNode(t *testing.T, window time.Duration) (*servertest.Server, *pushStack) {
+	ns := startNATS(t)
+	t.Cleanup(func() { // after the node stopped, before nats-server does
+		if s := pushStream(t, ns); s.LastSeq == 0 || s.Msgs != 0 {
+			t.Errorf("push stream: %d jobs enqueued, %d left; want some, none left", s.LastSeq, s.Msgs)
+		}
+	})
+	st := newPushStack(t)
+	srv := servertest.Start(t, func(c *server.Config) {
+		st.configure(c, window)
+		c.NATS = ns.ClientURL()
+	})
+	st.wp.VAPIDKey = vapidKey(t, srv)
+	return srv, st
+}
+
+// startNATS starts an embedded nats-server with JetStream on a file store.
+func startNATS(t *testing.T) *natsserver.Server {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		t.Fatal("embedded NATS did not start")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+// pushStream returns the state of the JetStream push queue.
+func pushStream(t *testing.T, ns *natsserver.Server) jetstream.StreamState {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, pushjs.Stream)
+	if err != nil {
+		t.Fatalf("push stream: %v", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State
 }
 
 func vapidKey(t testing.TB, srv *servertest.Server) string {
@@ -167,6 +246,10 @@ func TestPushSubscriptionEndpoints(t *testing.T) {
 // exactly one notification per subscription per window, the last one
 // counting five, none with the text.
 func TestPushCollapsedPerDeviceWithoutText(t *testing.T) {
+	pushModes(t, testPushCollapsedPerDeviceWithoutText)
+}
+
+func testPushCollapsedPerDeviceWithoutText(t *testing.T, startPushNode pushNodeStarter) {
 	const window = 1500 * time.Millisecond
 	srv, st := startPushNode(t, window)
 	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
@@ -315,7 +398,9 @@ func TestPushClearWhenReadOnAnotherDevice(t *testing.T) {
 	}
 }
 
-func TestPushGoneSubscriptionIsDeleted(t *testing.T) {
+func TestPushGoneSubscriptionIsDeleted(t *testing.T) { pushModes(t, testPushGoneSubscriptionIsDeleted) }
+
+func testPushGoneSubscriptionIsDeleted(t *testing.T, startPushNode pushNodeStarter) {
 	srv, st := startPushNode(t, 30*time.Second)
 	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
 	ua := st.wp.Subscribe(true)
@@ -350,6 +435,10 @@ func hasMetric(t testing.TB, srv *servertest.Server, series string) bool {
 }
 
 func TestPushRetriesOn429And5xxHonouringRetryAfter(t *testing.T) {
+	pushModes(t, testPushRetriesOn429And5xxHonouringRetryAfter)
+}
+
+func testPushRetriesOn429And5xxHonouringRetryAfter(t *testing.T, startPushNode pushNodeStarter) {
 	srv, st := startPushNode(t, 30*time.Second)
 	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
 	fcmTok := "fcm-retry-" + bob.UserID
@@ -421,5 +510,135 @@ func TestPushOutboxSurvivesKill9(t *testing.T) {
 	}
 	if n := got[1].Note; n.Count != 3 || n.Body != alice.Username+" sent you 3 messages" || n.Badge != 3 {
 		t.Fatalf("after the restart: %+v", n)
+	}
+}
+
+// TestPushJetStreamJobSurvivesKill9: with --nats, a notification the push
+// service answered 503 with Retry-After waits in JetStream (no longer in
+// the outbox) for its retry; the node is killed with SIGKILL before it is
+// due, and the restarted node sends it.
+func TestPushJetStreamJobSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds parleyd and kills it")
+	}
+	ns := startNATS(t)
+	st := newPushStack(t)
+	proc := newParleydProc(t, buildParleyd(t))
+	proc.extra = []string{"--nats", ns.ClientURL(), "--push-window", "30s", "--vapid-subject", vapidSubject, "--push-ca-file", st.caFile, "--push-allow-loopback"}
+	proc.start()
+	srv := proc.srv
+	st.wp.VAPIDKey = vapidKey(t, srv) // the same key must sign after the restart
+	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
+	ua := st.wp.Subscribe(true)
+	subscribePush(t, srv, bob, webPushBody("webpush", ua))
+	st.wp.Script(ua.ID, pushtest.Response{Status: 503, RetryAfter: "4"})
+	a := dial(t, srv, alice.Token)
+	sendAll(t, a, direct(t, srv, alice, bob), "first")
+	deadline := time.Now().Add(10 * time.Second)
+	for !hasMetric(t, srv, `parley_push_sends_total{outcome="retry",platform="webpush"}`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the 503 was never counted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // the NAK with its delay reaches nats-server
+	proc.kill()
+	killed := time.Now()
+
+	if s := pushStream(t, ns); s.Msgs != 1 {
+		t.Fatalf("%d jobs in the push stream after the kill, want 1", s.Msgs)
+	}
+	if n := outboxJobs(t, proc.dataDir); n != 0 {
+		t.Fatalf("%d jobs in the outbox: the job should live in JetStream only", n)
+	}
+	proc.start()
+	got := st.wp.Wait(t, ua.ID, 1, 20*time.Second)
+	tries := st.wp.Attempts(ua.ID)
+	if len(tries) != 2 || tries[0].Status != 503 || !tries[1].At.After(killed) {
+		t.Fatalf("attempts %v", statuses(tries))
+	}
+	if gap := tries[1].At.Sub(tries[0].At); gap < 4*time.Second-50*time.Millisecond {
+		t.Fatalf("sent %s after a 503 with Retry-After: 4", gap)
+	}
+	if n := got[0].Note; n.Count != 1 || n.Body != alice.Username+" sent you a message" {
+		t.Fatalf("after the restart: %+v", n)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for pushStream(t, ns).Msgs != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the sent job stayed in the push stream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// outboxJobs counts the jobs in the push outbox of a stopped node's store,
+// on a copy of it.
+func outboxJobs(t *testing.T, dataDir string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := sqlite.Open(ctx, filepath.Join(copyStore(t, dataDir), "parley.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	far := time.Now().Add(365 * 24 * time.Hour).UnixMilli()
+	jobs, err := st.ClaimPushJobs(ctx, far, far, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(jobs)
+}
+
+// TestPushJetStreamJobGoesToAnotherNode: on a cluster (PostgreSQL, NATS), a
+// notification waiting in JetStream for its retry is sent by another node
+// once the node that got the 503 is gone. FCM, whose credentials every node
+// shares (each node has its own VAPID key in its data directory).
+func TestPushJetStreamJobGoesToAnotherNode(t *testing.T) {
+	st := newPushStack(t)
+	cl := startCluster(t, 2, func(c *server.Config) { st.configure(c, 30*time.Second) })
+	alice, bob := newAccount(t, cl.nodes[0], "alice"), newAccount(t, cl.nodes[1], "bob")
+	tok := "fcm-cluster-" + bob.UserID
+	subscribePush(t, cl.nodes[1], bob, map[string]any{"platform": "fcm", "token": tok})
+	st.fc.Script(tok, pushtest.Response{Status: 503, RetryAfter: "3"})
+	a := dial(t, cl.nodes[0], alice.Token)
+	sendAll(t, a, direct(t, cl.nodes[0], alice, bob), "x")
+
+	const retried = `parley_push_sends_total{outcome="retry",platform="fcm"}`
+	first := -1
+	deadline := time.Now().Add(10 * time.Second)
+	for first < 0 {
+		for i, n := range cl.nodes {
+			if hasMetric(t, n, retried) {
+				first = i
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no node counted the 503")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the NAK reaches nats-server
+	cl.nodes[first].Stop()
+	other := cl.nodes[1-first]
+
+	got := st.fc.Wait(t, tok, 1, 20*time.Second)
+	tries := st.fc.Attempts(tok)
+	if len(tries) != 2 || tries[0].Status != 503 || tries[1].At.Sub(tries[0].At) < 3*time.Second-50*time.Millisecond {
+		t.Fatalf("attempts %v, %s apart (Retry-After: 3)", statuses(tries), tries[len(tries)-1].At.Sub(tries[0].At))
+	}
+	if got[0].Note.Count != 1 {
+		t.Fatalf("delivered %+v", got[0].Note)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for !hasMetric(t, other, `parley_push_sends_total{outcome="sent",platform="fcm"}`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node%d did not count the send", 1-first)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s := pushStream(t, cl.nats); s.LastSeq != 1 || s.Msgs != 0 {
+		t.Fatalf("push stream: %d enqueued, %d left; want 1, 0", s.LastSeq, s.Msgs)
 	}
 }

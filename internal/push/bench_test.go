@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/push"
+	"github.com/parley-chat/parley/internal/push/pushjs"
 	"github.com/parley-chat/parley/internal/push/pushtest"
 )
 
@@ -19,26 +20,42 @@ import (
 // real service's work (for Web Push: verify the VAPID signature and
 // decrypt), so the figure is a floor. It reports pushes/s.
 //
+// The -jetstream variants hand the jobs over to a JetStream push queue on
+// an embedded nats-server (file storage, in the same process) and send what
+// its consumer delivers, as a node with --nats does: the same store work,
+// plus a publish and an acknowledgement per job and a subscription read
+// per send.
+//
 //	go test -run '^$' -bench WorkerThroughput -benchtime 5000x ./internal/push
 func BenchmarkWorkerThroughput(b *testing.B) {
-	b.Run("webpush", func(b *testing.B) {
-		wp := pushtest.NewWebPush(b)
-		benchWorker(b, wp.Server, push.Config{}, chat.PlatformWebPush, func() (string, []byte, []byte) {
-			s := wp.Subscribe(true)
-			return s.Endpoint, mustB64(b, s.P256dh), mustB64(b, s.Auth)
-		}, wp.AcceptedCount)
-	})
-	b.Run("apns", func(b *testing.B) {
-		ap := pushtest.NewAPNs(b)
-		benchWorker(b, ap.Server, push.Config{APNs: ap.Config()}, chat.PlatformAPNs, func() (string, []byte, []byte) {
-			return pushtest.DeviceToken(), nil, nil
-		}, ap.AcceptedCount)
-	})
+	for _, js := range []bool{false, true} {
+		suffix := ""
+		if js {
+			suffix = "-jetstream"
+		}
+		b.Run("webpush"+suffix, func(b *testing.B) {
+			wp := pushtest.NewWebPush(b)
+			benchWorker(b, wp.Server, push.Config{}, js, chat.PlatformWebPush, func() (string, []byte, []byte) {
+				s := wp.Subscribe(true)
+				return s.Endpoint, mustB64(b, s.P256dh), mustB64(b, s.Auth)
+			}, wp.AcceptedCount)
+		})
+		b.Run("apns"+suffix, func(b *testing.B) {
+			ap := pushtest.NewAPNs(b)
+			benchWorker(b, ap.Server, push.Config{APNs: ap.Config()}, js, chat.PlatformAPNs, func() (string, []byte, []byte) {
+				return pushtest.DeviceToken(), nil, nil
+			}, ap.AcceptedCount)
+		})
+	}
 }
 
-func benchWorker(b *testing.B, srv *httptest.Server, cfg push.Config, platform string, endpoint func() (string, []byte, []byte), accepted func() int) {
+func benchWorker(b *testing.B, srv *httptest.Server, cfg push.Config, js bool, platform string, endpoint func() (string, []byte, []byte), accepted func() int) {
 	const users = 100
-	e := newEnv(b, cfg, srv, false)
+	var deps []func(*push.Deps)
+	if js {
+		deps = append(deps, withQueue(openNode(b, startNATS(b), "bench", pushjs.Options{}).queue))
+	}
+	e := newEnv(b, cfg, srv, false, deps...)
 	ids := make([]string, users)
 	for i := range users {
 		u := chat.User{ID: fmt.Sprintf("u%03d", i), Username: fmt.Sprintf("user%03d", i), DisplayName: "Alice", CreatedAt: 1}

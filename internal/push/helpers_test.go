@@ -116,11 +116,14 @@ type env struct {
 	presence *presence
 	metrics  *metrics
 	seq      atomic.Int64
+	cfg      push.Config    // as the push service got it
+	roots    *x509.CertPool // trusted by the push service
 }
 
 // newEnv builds and starts the services. cfg gets a VAPID key file, a fast
-// poll and loopback endpoints; tls is any receiver's server.
-func newEnv(t testing.TB, cfg push.Config, tls *httptest.Server, start bool) *env {
+// poll and loopback endpoints; tls is any receiver's server; deps may
+// change the push service's dependencies (a queue, a store wrapper).
+func newEnv(t testing.TB, cfg push.Config, tls *httptest.Server, start bool, deps ...func(*push.Deps)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := sqlite.Open(t.Context(), filepath.Join(dir, "parley.db"), sqlite.Options{})
@@ -133,7 +136,12 @@ func newEnv(t testing.TB, cfg push.Config, tls *httptest.Server, start bool) *en
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 5 * time.Millisecond
 	}
-	e.push, err = push.New(cfg, push.Deps{Store: store, Metrics: e.metrics, Now: e.clock.Now, RootCAs: roots(tls)})
+	e.cfg, e.roots = cfg, roots(tls)
+	d := push.Deps{Store: store, Metrics: e.metrics, Now: e.clock.Now, RootCAs: e.roots}
+	for _, f := range deps {
+		f(&d)
+	}
+	e.push, err = push.New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}

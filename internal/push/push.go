@@ -19,6 +19,13 @@
 // crash mid-send sends them again after the lease: delivery is at least
 // once, and the services collapse repeats.
 //
+// With a Queue (JetStream, when the server runs with --nats) the outbox
+// still collapses and holds the window, but the dispatcher hands the jobs
+// it claims over to the queue, and every node's consumer sends what the
+// queue delivers: retries wait in the queue (a NAK with the delay), a newer
+// notification replaces a queued one, and a job a node took and never
+// settled goes to another node. See queue.go and package pushjs.
+//
 // A notification never carries message text (end-to-end encrypted or not):
 // "Alice sent you 5 messages", the unread badge, and the conversation id.
 package push
@@ -193,6 +200,10 @@ type Deps struct {
 	// RootCAs replaces the system roots for every push connection (tests);
 	// Config.CAFile adds to whichever roots are used.
 	RootCAs *x509.CertPool
+	// Queue, when set (JetStream with --nats), carries the jobs from the
+	// outbox to the senders of every node; nil: this node sends the jobs it
+	// claims from the outbox itself.
+	Queue Queue
 }
 
 // Service is the push subsystem: the subscription API, the observer that
@@ -208,6 +219,7 @@ type Service struct {
 	senders map[string]sender
 
 	presence Presence
+	queue    Queue // nil: the store outbox alone
 	events   chan []chat.AppendResult
 	reads    chan []chat.Watermark
 	wake     chan struct{}
@@ -216,6 +228,9 @@ type Service struct {
 	inflight atomic.Int64
 
 	stop      chan struct{}
+	halt      context.Context // ends when Close begins
+	halted    context.CancelFunc
+	consume   context.CancelFunc // stops the queue's consumer taking jobs
 	sendCtx   context.Context
 	cancel    context.CancelFunc
 	started   bool
@@ -235,7 +250,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, errors.New("push: a store with a push outbox is required")
 	}
 	cfg = cfg.withDefaults()
-	s := &Service{cfg: cfg, store: d.Store, metrics: d.Metrics, log: d.Logger, now: d.Now,
+	s := &Service{cfg: cfg, store: d.Store, metrics: d.Metrics, log: d.Logger, now: d.Now, queue: d.Queue,
 		events: make(chan []chat.AppendResult, cfg.QueueSize), reads: make(chan []chat.Watermark, cfg.QueueSize),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		jobs: make(chan chat.PushJob, max(claimBatch, 8*cfg.Workers)), results: make(chan outcome, max(claimBatch, 8*cfg.Workers))}
@@ -275,6 +290,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		s.senders[chat.PlatformFCM] = f
 	}
 	s.sendCtx, s.cancel = context.WithCancel(context.Background())
+	s.halt, s.halted = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -300,6 +316,13 @@ func (s *Service) Start(presence Presence) {
 	s.loops.Add(2)
 	go s.notifyLoop()
 	go s.dispatchLoop()
+	if s.queue != nil {
+		var ctx context.Context
+		ctx, s.consume = context.WithCancel(context.Background())
+		s.workers.Add(1)
+		go s.consumeLoop(ctx)
+		return
+	}
 	s.workers.Add(s.cfg.Workers)
 	for range s.cfg.Workers {
 		go s.sendLoop()
@@ -310,15 +333,19 @@ func (s *Service) Start(presence Presence) {
 
 // Close stops the pipeline: events already handed over are recorded, sends
 // in flight get a few seconds to finish, and their outcomes are stored.
-// What is left stays in the outbox for the next start.
+// What is left stays in the outbox (or the queue) for the next start.
 func (s *Service) Close() {
 	s.closeOnce.Do(func() {
 		close(s.stop)
+		s.halted()
 		defer s.cancel()
 		if !s.started {
 			return
 		}
 		s.loops.Wait()
+		if s.queue != nil {
+			s.consume() // take no more jobs; those in flight finish below
+		}
 		done := make(chan struct{})
 		go func() { s.workers.Wait(); close(done) }()
 		select {
@@ -326,6 +353,9 @@ func (s *Service) Close() {
 		case <-time.After(5 * time.Second):
 			s.cancel() // abandon what is still in flight
 			<-done
+		}
+		if s.queue != nil {
+			return
 		}
 		close(s.results)
 		s.finisher.Wait()

@@ -45,6 +45,10 @@ func (s *Service) pump() {
 			break
 		}
 	}
+	if s.queue != nil {
+		s.handOver(ctx, now)
+		return
+	}
 	room := int64(cap(s.jobs))
 	for {
 		free := room - s.inflight.Load()
@@ -93,6 +97,7 @@ type outcome struct {
 	platform string
 	label    string // "": nothing to count
 	took     time.Duration
+	retryIn  time.Duration // when res.RetryAt is set: the delay it stands for
 }
 
 // deliver sends one job, unless its user (for a clear: its device) has a
@@ -130,7 +135,8 @@ func (s *Service) deliver(j *chat.PushJob) outcome {
 		o.res.Gone = true
 		s.log.Info("push subscription gone; deleted", "platform", platform, "user", j.Sub.UserID, "device", j.Sub.DeviceID, "status", r.status, "reason", r.reason)
 	case vRetry:
-		o.res.RetryAt = s.now().Add(s.retryDelay(j.Attempts, r.retryAfter)).UnixMilli()
+		o.retryIn = s.retryDelay(j.Attempts, r.retryAfter)
+		o.res.RetryAt = s.now().Add(o.retryIn).UnixMilli()
 		s.log.Debug("push retry", "platform", platform, "status", r.status, "reason", r.reason, "attempt", j.Attempts+1)
 	case vFailed:
 		s.log.Warn("push notification dropped", "platform", platform, "status", r.status, "reason", r.reason, "attempts", j.Attempts+1)

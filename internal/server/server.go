@@ -70,7 +70,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	pusher, err := newPush(cfg, store, reg, log)
+	pusher, err := newPush(ctx, cfg, store, bus, reg, log)
 	if err != nil {
 		_ = bus.Close()
 		_ = store.Close()

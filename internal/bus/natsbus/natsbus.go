@@ -13,8 +13,9 @@
 //
 // The Registry's keys live on $KV.<bucket>.<userID>.<deviceID> (bucket
 // "parley_sessions" by default); the Queue's jobs on <prefix>jobs.<name>
-// (stream "PARLEY_JOBS", durable consumer "parley-jobs"). Both need
-// JetStream; the Registry needs nats-server 2.11 or later.
+// (stream "PARLEY_JOBS", durable consumer "parley-jobs"; push notifications
+// use their own stream, see internal/push/pushjs). Both need JetStream; the
+// Registry needs nats-server 2.11 or later.
 //
 // The connection reconnects forever. While it is down, Publish appends to the
 // reconnect buffer and returns at once; once that buffer is full, or the bus

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,15 @@ type QueueOptions struct {
 	Storage jetstream.StorageType
 	// Replicas is the stream's replica count in a cluster. Default 1.
 	Replicas int
+	// MaxPerSubject keeps at most this many jobs waiting per subject: a
+	// newer job discards the oldest of its subject, even one waiting for a
+	// retry. 1 makes a subject a collapse key (the newest job replaces the
+	// queued one). Default 0: no limit.
+	MaxPerSubject int64
+	// Duplicates is the window within which a job enqueued again with the
+	// same Job.ID is dropped by the server (EnqueueJobs). Default 0: the
+	// server's default, 2 minutes.
+	Duplicates time.Duration
 }
 
 // Queue is a durable job queue: a work-queue stream (a job is removed once
@@ -62,12 +72,13 @@ type QueueOptions struct {
 // of every node, so each job goes to one worker at a time. Delivery is at
 // least once: a handler must tolerate a job it has already done.
 type Queue struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	opts    QueueOptions
-	root    string // <prefix><Subject>.
-	log     *slog.Logger
-	dropped atomic.Uint64
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	opts       QueueOptions
+	root       string // <prefix><Subject>.
+	log        *slog.Logger
+	dropped    atomic.Uint64
+	duplicates atomic.Uint64
 }
 
 // NewQueue creates or updates the stream and its consumer. Every node may
@@ -100,6 +111,12 @@ func NewQueue(ctx context.Context, b *Bus, opts QueueOptions) (*Queue, error) {
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1
 	}
+	if opts.MaxPerSubject <= 0 {
+		opts.MaxPerSubject = -1
+	}
+	if opts.Duplicates < 0 {
+		opts.Duplicates = 0
+	}
 	if err := validSubject(opts.Subject); err != nil {
 		return nil, fmt.Errorf("natsbus: queue subject %q: %w", opts.Subject, err)
 	}
@@ -116,6 +133,11 @@ func NewQueue(ctx context.Context, b *Bus, opts QueueOptions) (*Queue, error) {
 		MaxAge:      opts.MaxAge,
 		Storage:     opts.Storage,
 		Replicas:    opts.Replicas,
+		// DiscardOld: past MaxMsgsPerSubject the oldest job of the
+		// subject goes, so the newest one is always kept.
+		Discard:           jetstream.DiscardOld,
+		MaxMsgsPerSubject: opts.MaxPerSubject,
+		Duplicates:        opts.Duplicates,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: queue stream %s: %w", opts.Stream, jsError(err))
@@ -153,18 +175,111 @@ func (q *Queue) Enqueue(ctx context.Context, subject string, data []byte) error 
 	return nil
 }
 
+// Job is one job for EnqueueJobs.
+type Job struct {
+	// Subject is the job's name under the queue's subject root, like
+	// Enqueue's. With MaxPerSubject, it is the job's collapse key.
+	Subject string
+	// ID, when set, is the job's Nats-Msg-Id: the same ID enqueued again
+	// within the Duplicates window is acknowledged without being stored,
+	// so a producer that crashed after enqueueing and before recording it
+	// can safely enqueue again.
+	ID   string
+	Data []byte
+}
+
+// EnqueueJobs stores jobs, publishing them all before waiting for the
+// server's acknowledgements, and returns one error per job: nil once the
+// server has persisted the job, or found it a duplicate of one enqueued
+// with the same ID within the Duplicates window (counted by Duplicates).
+// When ctx ends first, the jobs not yet acknowledged fail with ctx's error;
+// they may still be stored.
+func (q *Queue) EnqueueJobs(ctx context.Context, jobs []Job) []error {
+	errs := make([]error, len(jobs))
+	futures := make([]jetstream.PubAckFuture, len(jobs))
+	for i, j := range jobs {
+		if err := validTopic(j.Subject); err != nil {
+			errs[i] = err
+			continue
+		}
+		var opts []jetstream.PublishOpt
+		if j.ID != "" {
+			opts = append(opts, jetstream.WithMsgID(j.ID))
+		}
+		f, err := q.js.PublishMsgAsync(&nats.Msg{Subject: q.root + j.Subject, Data: j.Data}, opts...)
+		if err != nil {
+			errs[i] = fmt.Errorf("natsbus: enqueue %s: %w", j.Subject, jsError(err))
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			if ack.Duplicate {
+				q.duplicates.Add(1)
+			}
+		case err := <-f.Err():
+			errs[i] = fmt.Errorf("natsbus: enqueue %s: %w", jobs[i].Subject, jsError(err))
+		case <-ctx.Done():
+			errs[i] = fmt.Errorf("natsbus: enqueue %s: %w", jobs[i].Subject, ctx.Err())
+		}
+	}
+	return errs
+}
+
 // Dropped returns how many jobs this queue's Consume calls gave up on after
 // MaxDeliver attempts.
 func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
+
+// Duplicates returns how many jobs EnqueueJobs found already enqueued under
+// their ID.
+func (q *Queue) Duplicates() uint64 { return q.duplicates.Load() }
+
+// Delivery is one attempt at a job, as ConsumeJobs hands it over.
+type Delivery struct {
+	Subject string // the job's subject under the queue's root, as enqueued
+	Data    []byte
+	Attempt int // 1 on the first delivery; redeliveries after AckWait count too
+}
+
+// retryError is a handler's request to retry after a delay of its choice.
+type retryError struct {
+	delay time.Duration
+	err   error
+}
+
+func (e *retryError) Error() string { return fmt.Sprintf("retry in %s: %v", e.delay, e.err) }
+func (e *retryError) Unwrap() error { return e.err }
+
+// RetryIn makes a handler's failure retry the job after d (0: at once)
+// instead of after the queue's Backoff, even while Consume is stopping: a
+// handler that read the delay from the far end (a Retry-After) knows
+// better. MaxDeliver still applies.
+func RetryIn(d time.Duration, err error) error {
+	if err == nil {
+		err = errors.New("retry requested")
+	}
+	return &retryError{delay: max(d, 0), err: err}
+}
 
 // Consume runs handler for jobs, up to Concurrency at once, until ctx is
 // done; it returns nil then, after the running handlers return, or an error
 // wrapping chat.ErrUnavailable once the bus is closed. A job whose
 // handler returns nil is acknowledged (and leaves the stream); one whose
-// handler fails is retried after the backoff delay, and dropped after
-// MaxDeliver attempts. The handler's context ends after AckWait. If the
-// consumer stops (deleted, server lost its state), Consume recreates it.
+// handler fails is retried after the backoff delay (or the RetryIn delay),
+// and dropped after MaxDeliver attempts. The handler's context ends after
+// AckWait, or with ctx. If the consumer stops (deleted, server lost its
+// state), Consume recreates it.
 func (q *Queue) Consume(ctx context.Context, handler func(ctx context.Context, data []byte) error) error {
+	return q.ConsumeJobs(ctx, func(ctx context.Context, d Delivery) error { return handler(ctx, d.Data) })
+}
+
+// ConsumeJobs is Consume with the job's subject and attempt number.
+func (q *Queue) ConsumeJobs(ctx context.Context, handler func(ctx context.Context, d Delivery) error) error {
 	sem := make(chan struct{}, q.opts.Concurrency)
 	var running sync.WaitGroup
 	defer running.Wait()
@@ -219,24 +334,27 @@ func (q *Queue) Consume(ctx context.Context, handler func(ctx context.Context, d
 }
 
 // handle runs one job and settles it with the server.
-func (q *Queue) handle(ctx context.Context, m jetstream.Msg, handler func(context.Context, []byte) error) {
+func (q *Queue) handle(ctx context.Context, m jetstream.Msg, handler func(context.Context, Delivery) error) {
 	attempt := uint64(1)
 	if md, err := m.Metadata(); err == nil {
 		attempt = md.NumDelivered
 	}
 	hctx, cancel := context.WithTimeout(ctx, q.opts.AckWait)
-	err := handler(hctx, m.Data())
+	err := handler(hctx, Delivery{Subject: strings.TrimPrefix(m.Subject(), q.root), Data: m.Data(), Attempt: int(attempt)})
 	cancel()
 	var aerr error
+	var retry *retryError
 	switch {
 	case err == nil:
 		aerr = m.Ack()
-	case ctx.Err() != nil:
-		aerr = m.Nak() // shutting down: let another worker have it now
-	case q.opts.MaxDeliver > 0 && attempt >= uint64(q.opts.MaxDeliver):
+	case q.opts.MaxDeliver > 0 && attempt >= uint64(q.opts.MaxDeliver) && ctx.Err() == nil:
 		q.dropped.Add(1)
 		q.log.Error("job dropped", "subject", m.Subject(), "attempts", attempt, "err", err)
 		aerr = m.TermWithReason(fmt.Sprintf("failed %d times: %v", attempt, err))
+	case errors.As(err, &retry) && retry.delay > 0:
+		aerr = m.NakWithDelay(retry.delay)
+	case errors.As(err, &retry), ctx.Err() != nil:
+		aerr = m.Nak() // at once, or shutting down: let another worker have it now
 	default:
 		delay := q.opts.Backoff[min(int(attempt), len(q.opts.Backoff))-1]
 		q.log.Warn("job failed, retrying", "subject", m.Subject(), "attempt", attempt, "in", delay, "err", err)

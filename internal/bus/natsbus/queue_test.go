@@ -214,3 +214,126 @@ func TestQueueConsumeEndsWithBus(t *testing.T) {
 		t.Fatalf("consume after close: %v", err)
 	}
 }
+
+// TestQueueDeduplicatesJobIDs: a job enqueued again under the same ID
+// within the window is not stored twice, even after the first was done and
+// left the stream (a producer that crashed between enqueueing and
+// recording it enqueues again).
+func TestQueueDeduplicatesJobIDs(t *testing.T) {
+	s := startServer(t)
+	b := openBus(t, s, natsbus.Options{})
+	q := newQueue(t, b, quick)
+	enqueue := func(jobs ...natsbus.Job) {
+		t.Helper()
+		for i, err := range q.EnqueueJobs(t.Context(), jobs) {
+			if err != nil {
+				t.Fatalf("job %d: %v", i, err)
+			}
+		}
+	}
+	enqueue(natsbus.Job{Subject: "push.a", ID: "a-1", Data: []byte("a1")}, natsbus.Job{Subject: "push.b", ID: "b-1", Data: []byte("b1")})
+	enqueue(natsbus.Job{Subject: "push.a", ID: "a-1", Data: []byte("a1 again")}) // still queued
+	if n := queued(t, b); n != 2 || q.Duplicates() != 1 {
+		t.Fatalf("%d jobs queued, %d duplicates; want 2 and 1", n, q.Duplicates())
+	}
+	ch := consume(t, q, ok)
+	got := map[string]bool{job(t, ch): true, job(t, ch): true}
+	if !got["a1"] || !got["b1"] {
+		t.Fatalf("jobs %v", got)
+	}
+	waitFor(t, "acked jobs to leave the stream", func() bool { return queued(t, b) == 0 })
+	enqueue(natsbus.Job{Subject: "push.b", ID: "b-1", Data: []byte("b1 after it was done")})
+	noJob(t, ch, 200*time.Millisecond)
+	enqueue(natsbus.Job{Subject: "push.b", ID: "b-2", Data: []byte("b2")}) // a new ID is a new job
+	if got := job(t, ch); got != "b2" || q.Duplicates() != 2 {
+		t.Fatalf("job %q, %d duplicates", got, q.Duplicates())
+	}
+	if errs := q.EnqueueJobs(t.Context(), []natsbus.Job{{Subject: "push.*", Data: []byte("x")}}); !errors.Is(errs[0], natsbus.ErrInvalidTopic) {
+		t.Fatalf("enqueue to a wildcard: %v", errs[0])
+	}
+}
+
+// TestQueueMaxPerSubjectKeepsTheNewest: with MaxPerSubject 1 a newer job
+// replaces the one of its subject still waiting, here for a retry.
+func TestQueueMaxPerSubjectKeepsTheNewest(t *testing.T) {
+	s := startServer(t)
+	b := openBus(t, s, natsbus.Options{})
+	o := quick
+	o.MaxPerSubject = 1
+	q := newQueue(t, b, o)
+	must(t, q.Enqueue(t.Context(), "push.s1.c1", []byte("old")))
+	must(t, q.Enqueue(t.Context(), "push.s1.c2", []byte("other")))
+	must(t, q.Enqueue(t.Context(), "push.s1.c1", []byte("new")))
+	if n := queued(t, b); n != 2 {
+		t.Fatalf("%d jobs queued, want 2 (one per subject)", n)
+	}
+	ch := consume(t, q, func(_ context.Context, data []byte) error {
+		if string(data) == "new" {
+			return natsbus.RetryIn(time.Second, errors.New("503"))
+		}
+		return nil
+	})
+	got := map[string]bool{job(t, ch): true, job(t, ch): true}
+	if !got["new"] || !got["other"] {
+		t.Fatalf("jobs %v, want new and other", got)
+	}
+	// "new" waits a second for its retry; a newer job replaces it.
+	must(t, q.Enqueue(t.Context(), "push.s1.c1", []byte("newest")))
+	if got := job(t, ch); got != "newest" {
+		t.Fatalf("job %q, want newest", got)
+	}
+	noJob(t, ch, 1500*time.Millisecond) // the replaced job never comes back
+}
+
+// TestQueueRetryInOverridesBackoff: a handler's RetryIn delay is the next
+// attempt's delay, and Delivery counts attempts.
+func TestQueueRetryInOverridesBackoff(t *testing.T) {
+	s := startServer(t)
+	q := newQueue(t, openBus(t, s, natsbus.Options{}), natsbus.QueueOptions{Backoff: []time.Duration{time.Millisecond}, MaxDeliver: -1})
+	type attempt struct {
+		n  int
+		at time.Time
+	}
+	ch := make(chan attempt, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- q.ConsumeJobs(ctx, func(_ context.Context, d natsbus.Delivery) error {
+			if d.Subject != "push.x" || string(d.Data) != "j" {
+				t.Errorf("delivery %+v", d)
+			}
+			ch <- attempt{d.Attempt, time.Now()}
+			if d.Attempt < 3 {
+				return natsbus.RetryIn(time.Duration(d.Attempt)*400*time.Millisecond, errors.New("429"))
+			}
+			return nil
+		})
+	}()
+	defer func() { cancel(); must(t, <-done) }()
+	must(t, q.Enqueue(t.Context(), "push.x", []byte("j")))
+	var got []attempt
+	for range 3 {
+		select {
+		case a := <-ch:
+			got = append(got, a)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no delivery")
+		}
+	}
+	for i, a := range got {
+		if a.n != i+1 {
+			t.Fatalf("attempt %d numbered %d", i+1, a.n)
+		}
+	}
+	if d := got[1].at.Sub(got[0].at); d < 400*time.Millisecond {
+		t.Fatalf("second attempt after %s, want >= 400ms (RetryIn), not the 1ms backoff", d)
+	}
+	if d := got[2].at.Sub(got[1].at); d < 800*time.Millisecond {
+		t.Fatalf("third attempt after %s, want >= 800ms", d)
+	}
+	select {
+	case a := <-ch:
+		t.Fatalf("acked job delivered again: %+v", a)
+	case <-time.After(200 * time.Millisecond):
+	}
+}

@@ -47,6 +47,10 @@ type Response struct {
 	Status     int
 	RetryAfter string // Retry-After header value
 	Reason     string // APNs reason or FCM errorCode
+	// Hold, if set, runs once the request passed the checks and before it
+	// is answered (Web Push and UnifiedPush): a test blocks in it to hold a
+	// send in flight. Status 0 then answers as if unscripted.
+	Hold func()
 }
 
 // recorder is what every receiver shares: the requests, the script and the

@@ -152,8 +152,13 @@ func (w *WebPush) serve(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s, ok := w.scripted(id); ok {
-		answer(s.Status, s.RetryAfter)
-		return
+		if s.Hold != nil {
+			s.Hold()
+		}
+		if s.Status != 0 {
+			answer(s.Status, s.RetryAfter)
+			return
+		}
 	}
 	answer(http.StatusCreated, "")
 }
