@@ -36,6 +36,10 @@ type Config struct {
 	LoginFailuresUser int           // failed logins per username per 10 minutes before 429 (10); 0: unlimited
 	LoginFailuresIP   int           // failed logins per client address per minute before 429 (50); 0: unlimited
 	AllowedOrigins    []string      // extra Origin host patterns for the WebSocket; same origin always passes
+	// ChannelCacheMembers bounds the member ids of fan-out-on-read
+	// conversations this node holds (1,048,576, some 70 MB); past it the
+	// least recently used member sets are dropped and loaded again on use.
+	ChannelCacheMembers int
 }
 
 // DefaultConfig returns the defaults.
@@ -53,6 +57,8 @@ func DefaultConfig() Config {
 		FrameRate:         200,
 		LoginFailuresUser: 10,
 		LoginFailuresIP:   50,
+
+		ChannelCacheMembers: 1 << 20,
 	}
 }
 
@@ -64,6 +70,7 @@ type Gateway struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	hub     *hub
+	chans   *channels      // forwards fan-out-on-read events; nil in bare test gateways
 	poller  *poller        // parks idle plain-TCP sockets (epoll); nil where unavailable
 	sockets sync.WaitGroup // sockets still open
 
@@ -82,6 +89,7 @@ func New(cfg Config, svc *chat.Service, m *metrics.Metrics, log *slog.Logger) *G
 	}
 	g.hub = newHub(g)
 	g.poller = newPoller()
+	g.chans = startChannels(g)
 	return g
 }
 
@@ -124,6 +132,9 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 // CloseAll closes every socket with "going away", refuses new ones, and
 // waits until every socket handler has finished (or ctx ends).
 func (g *Gateway) CloseAll(ctx context.Context) error {
+	if g.chans != nil {
+		defer g.chans.close()
+	}
 	g.hub.closeAll()
 	done := make(chan struct{})
 	go func() {
