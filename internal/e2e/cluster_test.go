@@ -26,6 +26,12 @@ type cluster struct {
 // startCluster needs PARLEY_TEST_POSTGRES (CI sets it) and skips without it.
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
+	return startClusterWith(t, n, nil)
+}
+
+// startClusterWith is startCluster with opt adjusting node i's configuration.
+func startClusterWith(t *testing.T, n int, opt func(i int, cfg *server.Config)) *cluster {
+	t.Helper()
 	pgURL := os.Getenv("PARLEY_TEST_POSTGRES")
 	if pgURL == "" {
 		t.Skip("PARLEY_TEST_POSTGRES not set: multi-node tests skipped")
@@ -46,6 +52,9 @@ func startCluster(t *testing.T, n int) *cluster {
 			cfg.Postgres = schemaURL
 			cfg.NATS = ns.ClientURL()
 			cfg.NodeID = fmt.Sprintf("node%d", i)
+			if opt != nil {
+				opt(i, cfg)
+			}
 		}))
 	}
 	return c
