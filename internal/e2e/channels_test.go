@@ -364,3 +364,49 @@ func TestClusterChannelFanoutOnRead(t *testing.T) {
 		u.waitFor(t, grp, 3*each)
 	}
 }
+
+// With the default threshold (256, the default group limit) and the group
+// limit raised, a group is delivered directly up to 256 members and
+// fan-out-on-read once a join takes it past that.
+func TestChannelBeyondDefaultGroupLimit(t *testing.T) {
+	var counter publishCounter
+	srv := servertest.Start(t, func(cfg *server.Config) {
+		cfg.MaxGroupMembers = 400
+		cfg.WrapBus = func(b chat.Bus) chat.Bus {
+			counter.Bus = b
+			return &counter
+		}
+	})
+	if srv.Config.FanoutDirectMax != 256 {
+		t.Fatalf("default --fanout-direct-max is %d, want 256", srv.Config.FanoutDirectMax)
+	}
+	accts := make([]account, 301)
+	for i := range accts {
+		accts[i] = newAccount(t, srv, "wide")
+	}
+	conv := group(t, srv, accts[0], "wide", accts[1:256]...) // 256 members
+	sender := openDevice(t, srv, "sender", accts[0])
+	reader := openDevice(t, srv, "reader", accts[255])
+	outsider := openDevice(t, srv, "outsider", accts[300])
+	sentBy := map[int64]*device{}
+
+	before := counter.messages.Load()
+	first := channelSend(t, conv, "direct", 1, []*device{sender}, sentBy)
+	if got := counter.messages.Load() - before; got != 256 {
+		t.Fatalf("a message to 256 members cost %d publishes, want 256 (direct)", got)
+	}
+	addMembers(t, srv, accts[0], conv, accts[256:300]...) // 300 members
+	before = counter.messages.Load()
+	next := channelSend(t, conv, "channel", 3, []*device{sender}, sentBy)
+	if got := counter.messages.Load() - before; got != 3 {
+		t.Fatalf("3 messages to 300 members cost %d publishes, want 3 (fan-out-on-read)", got)
+	}
+	late := openDevice(t, srv, "joined", accts[299])
+	last := channelSend(t, conv, "after", 1, []*device{sender}, sentBy)
+	reader.waitSeqs(t, conv, append(append(first, next...), last...))
+	late.waitSeqs(t, conv, last)
+	outsider.drain(t, 100*time.Millisecond)
+	if len(outsider.seqs) != 0 {
+		t.Fatalf("a non-member got %v", outsider.seqs)
+	}
+}
