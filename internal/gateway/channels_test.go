@@ -244,14 +244,6 @@ func waitChange(s *fakeSocket, conv, change string) []map[string]any {
 	}
 }
 
-func seqRange(from, to int64) []int64 {
-	var out []int64
-	for s := from; s <= to; s++ {
-		out = append(out, s)
-	}
-	return out
-}
-
 // A channel's messages reach every local device of every member once, in
 // seq order, except the sending device, and no non-member's; each costs one
 // bus publish. With most members here the node walks the members, with few
