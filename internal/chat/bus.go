@@ -26,6 +26,12 @@ type Bus interface {
 func UserTopic(userID string) string     { return "u." + userID }
 func PresenceTopic(userID string) string { return "p." + userID }
 
+// ChannelTopic carries the events of fan-out-on-read conversations (more
+// members than Config.FanoutDirectMax): one publish per event instead of one
+// per member. Every node subscribes to it for as long as it runs and hands
+// each event to its own sockets whose users are members.
+const ChannelTopic = "c"
+
 // EventKind tells which payload of an Event is set.
 type EventKind uint8
 
@@ -37,6 +43,7 @@ const (
 	EventPresence                          // Presence
 	EventConversation                      // Conversation
 	EventRevoke                            // Revoke: close the device's sockets (logout, revocation)
+	EventMembers                           // Members: a fan-out-on-read conversation changed (ChannelTopic only)
 )
 
 // Event is what travels on the bus. Exactly one payload field is set. Events
@@ -52,6 +59,13 @@ type Event struct {
 	Presence     *PresenceChange     `json:"p,omitempty"`
 	Conversation *ConversationChange `json:"c,omitempty"`
 	Revoke       *Revoke             `json:"r,omitempty"`
+	Members      *MembersChange      `json:"g,omitempty"`
+
+	// Audience is set on the message events and membership changes of
+	// ChannelTopic: the member set the event is for (the members when the
+	// message was committed, or after the change), so that a node can tell
+	// whether the member set it holds is the same.
+	Audience *Audience `json:"a,omitempty"`
 
 	once    sync.Once
 	encoded []byte
@@ -92,6 +106,21 @@ type PresenceChange struct {
 type ConversationChange struct {
 	Change       string       `json:"change"` // created, member_added, member_removed, renamed
 	Conversation Conversation `json:"conversation"`
+}
+
+// MembersChange tells every node that a fan-out-on-read conversation was
+// created or renamed, or that Users were added to or removed from it. Nodes
+// update the member sets they hold and send conversation_updated to their own
+// sockets of the users concerned (see Service.announce). The conversation
+// itself is not carried: a node loads it when it has someone to tell (a
+// 10,000-member conversation does not fit a bus message).
+type MembersChange struct {
+	ConversationID string   `json:"conversation_id"`
+	Change         string   `json:"change"`          // created, member_added, member_removed, renamed
+	Users          []string `json:"users,omitempty"` // added or removed
+	// LastSeq is the conversation's last seq read together with the members
+	// after the change: messages up to it were committed before that read.
+	LastSeq int64 `json:"last_seq"`
 }
 
 // Revoke closes sockets with the session-expired error: those of one token

@@ -158,7 +158,7 @@ func (s *Service) AddMembers(ctx context.Context, sess Session, groupID string, 
 	if err != nil {
 		return Conversation{}, err
 	}
-	s.announce(ctx, ChangeMemberAdded, conv, nil)
+	s.announce(ctx, ChangeMemberAdded, conv, ids)
 	return s.forUser(ctx, conv, sess.UserID)
 }
 
@@ -206,11 +206,31 @@ func (s *Service) RenameGroup(ctx context.Context, sess Session, groupID, name s
 	return s.forUser(ctx, conv, sess.UserID)
 }
 
-// announce sends conversation_updated to every member and to extra users
-// (a removed member learns that it was removed).
-func (s *Service) announce(ctx context.Context, change string, conv Conversation, extra []string) {
+// announce sends conversation_updated to every member, and to the removed
+// users (a removed member learns that it was removed); users are the
+// members added or removed by the change.
+//
+// A fan-out-on-read conversation instead gets one small MembersChange on
+// ChannelTopic: every node updates its member set, and tells its own
+// sockets of the users concerned (every member for created and renamed,
+// the added or removed users for the others), loading the conversation for
+// the frame only when it has someone to tell. The other members of a
+// channel are not told of each join and leave.
+func (s *Service) announce(ctx context.Context, change string, conv Conversation, users []string) {
+	ids := conv.MemberIDs()
+	if s.fanoutOnRead(len(ids)) {
+		s.large.note(conv.ID, true)
+		aud := AudienceOf(ids)
+		s.publishChannel(ctx, &Event{Kind: EventMembers, Audience: &aud, Members: &MembersChange{
+			ConversationID: conv.ID, Change: change, Users: users, LastSeq: conv.LastSeq,
+		}})
+		return
+	}
+	if change == ChangeMemberRemoved {
+		ids = append(ids, users...)
+	}
 	ev := &Event{Kind: EventConversation, Conversation: &ConversationChange{Change: change, Conversation: conv}}
-	s.publishTo(ctx, append(conv.MemberIDs(), extra...), ev)
+	s.publishTo(ctx, ids, ev)
 }
 
 // existingUsers dedupes ids, drops skip, and checks that each user exists.

@@ -252,14 +252,38 @@ type committed struct {
 // publishLoop delivers committed messages live, in commit order, so that each
 // conversation's messages reach the bus in seq order, then acks each. It runs
 // beside the committer, so the next batch's fsync overlaps this fan-out.
+// A conversation of more than FanoutDirectMax members gets one publish on
+// ChannelTopic per message, carrying the audience (the fingerprint of the
+// members at commit time) so that nodes can check their member sets.
 func (s *Service) publishLoop() {
 	defer s.wg.Done()
 	ctx := context.Background()
 	for batch := range s.publish {
+		// One batch is one transaction, in which no membership changes
+		// (the conversation is locked or the writer is alone): the
+		// recipients of one conversation are the same for all its messages,
+		// so their audience is computed once per batch.
+		var audiences map[string]*Audience
 		for _, c := range batch {
 			m := c.res.Message
 			ev := &Event{Kind: EventMessage, ExceptDevice: m.SenderDeviceID, Message: &m}
-			s.publishTo(ctx, c.res.Recipients, ev)
+			large := s.fanoutOnRead(len(c.res.Recipients))
+			s.large.note(m.ConversationID, large)
+			if large {
+				a := audiences[m.ConversationID]
+				if a == nil || a.Count != len(c.res.Recipients) {
+					a = new(Audience)
+					*a = AudienceOf(c.res.Recipients)
+					if audiences == nil {
+						audiences = make(map[string]*Audience)
+					}
+					audiences[m.ConversationID] = a
+				}
+				ev.Audience = a
+				s.publishChannel(ctx, ev)
+			} else {
+				s.publishTo(ctx, c.res.Recipients, ev)
+			}
 			c.done <- c.res
 		}
 		if s.observe != nil {

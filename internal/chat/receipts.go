@@ -22,8 +22,9 @@ type receiptReq struct {
 
 // MarkStatus moves the caller's delivered or read watermark of a conversation
 // up to seq (never down; read implies delivered). The change is stored, then
-// sent to the other members and to the caller's other devices. Receipts are
-// coalesced: many arriving together become one write per member.
+// sent to the other members and to the caller's other devices (in a
+// fan-out-on-read conversation to the caller's other devices only). Receipts
+// are coalesced: many arriving together become one write per member.
 func (s *Service) MarkStatus(ctx context.Context, sess Session, conversationID string, seq int64, status string) error {
 	if conversationID == "" {
 		return errf(ErrBadRequest, "conversation_id is required")
@@ -110,7 +111,14 @@ func (s *Service) receiptLoop() {
 				ids = conv.MemberIDs()
 				members[w.ConversationID] = ids
 			}
-			s.publishStatus(ctx, pending[key{w.ConversationID, w.UserID}], w, ids, now)
+			recipients := ids
+			if s.fanoutOnRead(len(ids)) {
+				// A channel: one member's watermark is news for its own
+				// devices only, not for thousands of others (who read the
+				// watermarks in the conversation when they want them).
+				recipients = []string{w.UserID}
+			}
+			s.publishStatus(ctx, pending[key{w.ConversationID, w.UserID}], w, recipients, now)
 		}
 		cancel()
 		if s.observe != nil && len(moved) > 0 {
@@ -137,7 +145,9 @@ func (s *Service) publishStatus(ctx context.Context, r receiptReq, w Watermark, 
 }
 
 // Typing forwards a typing state to the conversation's online members. It is
-// never stored.
+// never stored. In a fan-out-on-read conversation it is one publish on
+// ChannelTopic; one known to be one is not loaded whole (only the caller's
+// membership is checked).
 func (s *Service) Typing(ctx context.Context, sess Session, conversationID, state string) error {
 	if conversationID == "" {
 		return errf(ErrBadRequest, "conversation_id is required")
@@ -145,13 +155,25 @@ func (s *Service) Typing(ctx context.Context, sess Session, conversationID, stat
 	if state != TypingStarted && state != TypingStopped {
 		return errf(ErrBadRequest, "state must be %q or %q", TypingStarted, TypingStopped)
 	}
+	ev := &Event{Kind: EventTyping, ExceptDevice: sess.DeviceID, Typing: &TypingChange{
+		ConversationID: conversationID, UserID: sess.UserID, DeviceID: sess.DeviceID, State: state,
+	}}
+	if s.large.has(conversationID) {
+		if err := s.CheckMember(ctx, sess, conversationID); err != nil {
+			return err
+		}
+		s.publishChannel(ctx, ev)
+		return nil
+	}
 	conv, err := s.memberConversation(ctx, sess.UserID, conversationID)
 	if err != nil {
 		return err
 	}
-	ev := &Event{Kind: EventTyping, ExceptDevice: sess.DeviceID, Typing: &TypingChange{
-		ConversationID: conversationID, UserID: sess.UserID, DeviceID: sess.DeviceID, State: state,
-	}}
+	if s.fanoutOnRead(len(conv.Members)) {
+		s.large.note(conversationID, true)
+		s.publishChannel(ctx, ev)
+		return nil
+	}
 	s.publishTo(ctx, conv.MemberIDs(), ev)
 	return nil
 }

@@ -26,6 +26,9 @@ type Metrics interface {
 	CommitBatch(size int, took time.Duration, err error)
 	// Published counts events handed to the bus and publish failures.
 	Published(events int, failures int)
+	// Fanout counts the bus publishes that delivered one event, by route
+	// (RouteDirect or RouteChannel), and whether it was a new message.
+	Fanout(route string, message bool, publishes int)
 }
 
 // Config tunes the service. Zero fields take the defaults of DefaultConfig.
@@ -35,6 +38,11 @@ type Config struct {
 	MaxBatch         int           // most messages in one group commit (256); 1 turns group commit off
 	SyncDefaultLimit int           // messages per conversation in a sync without limit (100)
 	SyncMaxLimit     int           // largest accepted sync limit (1000)
+	// FanoutDirectMax is the largest conversation delivered directly (one
+	// bus publish per member); larger ones are delivered fan-out-on-read
+	// (one publish on ChannelTopic per event, see channels.go). (256, the
+	// default MaxGroupMembers: only groups allowed beyond it are channels.)
+	FanoutDirectMax int
 }
 
 // DefaultConfig returns the defaults.
@@ -45,6 +53,7 @@ func DefaultConfig() Config {
 		MaxBatch:         256,
 		SyncDefaultLimit: 100,
 		SyncMaxLimit:     1000,
+		FanoutDirectMax:  256,
 	}
 }
 
@@ -64,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SyncMaxLimit <= 0 {
 		c.SyncMaxLimit = d.SyncMaxLimit
+	}
+	if c.FanoutDirectMax <= 0 {
+		c.FanoutDirectMax = d.FanoutDirectMax
 	}
 	return c
 }
@@ -94,6 +106,7 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 	ids     IDGen
+	large   largeSet // conversations last seen fan-out-on-read (a hint for typing)
 
 	sends    chan *sendReq
 	receipts chan receiptReq
@@ -191,9 +204,11 @@ func (s *Service) publishTo(ctx context.Context, userIDs []string, ev *Event) {
 		}
 	}
 	s.metrics.Published(len(userIDs), failures)
+	s.metrics.Fanout(RouteDirect, ev.Kind == EventMessage, len(userIDs))
 }
 
 type nopMetrics struct{}
 
 func (nopMetrics) CommitBatch(int, time.Duration, error) {}
 func (nopMetrics) Published(int, int)                    {}
+func (nopMetrics) Fanout(string, bool, int)              {}

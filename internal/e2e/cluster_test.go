@@ -27,6 +27,16 @@ type cluster struct {
 // opts adjust every node's configuration.
 func startCluster(t *testing.T, n int, opts ...func(*server.Config)) *cluster {
 	t.Helper()
+	return startClusterWith(t, n, func(_ int, cfg *server.Config) {
+		for _, o := range opts {
+			o(cfg)
+		}
+	})
+}
+
+// startClusterWith is startCluster with opt adjusting node i's configuration.
+func startClusterWith(t *testing.T, n int, opt func(i int, cfg *server.Config)) *cluster {
+	t.Helper()
 	pgURL := os.Getenv("PARLEY_TEST_POSTGRES")
 	if pgURL == "" {
 		t.Skip("PARLEY_TEST_POSTGRES not set: multi-node tests skipped")
@@ -47,8 +57,8 @@ func startCluster(t *testing.T, n int, opts ...func(*server.Config)) *cluster {
 			cfg.Postgres = schemaURL
 			cfg.NATS = ns.ClientURL()
 			cfg.NodeID = fmt.Sprintf("node%d", i)
-			for _, o := range opts {
-				o(cfg)
+			if opt != nil {
+				opt(i, cfg)
 			}
 		}))
 	}

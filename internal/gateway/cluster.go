@@ -259,13 +259,13 @@ func (c *cluster) devices(userID string) map[string]string {
 }
 
 // missingMessages reads the messages a reorder hold waited for in vain:
-// those of the stream key ("<user>/<conversation>") with from < seq < to.
+// those of the stream key's conversation ("<user>/<conversation>", or
+// "/<conversation>" for a channel) with from < seq < to.
 func (g *Gateway) missingMessages(key string, from, to int64) ([]*chat.Event, error) {
-	uid, conv, _ := strings.Cut(key, "/")
+	_, conv, _ := strings.Cut(key, "/")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	msgs, _, err := g.svc.History(ctx, chat.Session{UserID: uid}, conv,
-		chat.Page{After: from, Forward: true, Limit: int(min(to-from-1, chat.MaxPageLimit))})
+	msgs, err := g.svc.DeliveryMessages(ctx, conv, from, int(to-from-1))
 	if err != nil {
 		g.log.Warn("reading messages a reorder hold missed", "conversation", conv, "after", from, "err", err)
 		return nil, err

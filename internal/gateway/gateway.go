@@ -37,24 +37,29 @@ type Config struct {
 	LoginFailuresIP   int           // failed logins per client address per minute before 429 (50); 0: unlimited
 	AllowedOrigins    []string      // extra Origin host patterns for the WebSocket; same origin always passes
 	ReorderHold       time.Duration // in a cluster, how long a message that overtook a missing seq waits for it (200 ms)
+	// ChannelCacheMembers bounds the member ids of fan-out-on-read
+	// conversations this node holds (1,048,576, some 70 MB); past it the
+	// least recently used member sets are dropped and loaded again on use.
+	ChannelCacheMembers int
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatInterval: 30 * time.Second,
-		MaxFrameBytes:     1 << 20,
-		MaxBodyBytes:      1 << 20,
-		SendQueueLimit:    1024,
-		MaxInflightSends:  256,
-		PresenceGrace:     time.Second,
-		PresenceWindow:    2 * time.Second,
-		MaxSocketsPerUser: 32,
-		TypingRate:        10,
-		FrameRate:         200,
-		LoginFailuresUser: 10,
-		LoginFailuresIP:   50,
-		ReorderHold:       200 * time.Millisecond,
+		HeartbeatInterval:   30 * time.Second,
+		MaxFrameBytes:       1 << 20,
+		MaxBodyBytes:        1 << 20,
+		SendQueueLimit:      1024,
+		MaxInflightSends:    256,
+		PresenceGrace:       time.Second,
+		PresenceWindow:      2 * time.Second,
+		MaxSocketsPerUser:   32,
+		TypingRate:          10,
+		FrameRate:           200,
+		LoginFailuresUser:   10,
+		LoginFailuresIP:     50,
+		ReorderHold:         200 * time.Millisecond,
+		ChannelCacheMembers: 1 << 20,
 	}
 }
 
@@ -66,6 +71,7 @@ type Gateway struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	hub     *hub
+	chans   *channels      // forwards fan-out-on-read events; nil in bare test gateways
 	poller  *poller        // parks idle plain-TCP sockets (epoll); nil where unavailable
 	sockets sync.WaitGroup // sockets still open
 
@@ -84,6 +90,7 @@ func New(cfg Config, svc *chat.Service, m *metrics.Metrics, log *slog.Logger) *G
 	}
 	g.hub = newHub(g)
 	g.poller = newPoller()
+	g.chans = startChannels(g)
 	return g
 }
 
@@ -126,6 +133,9 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 // CloseAll closes every socket with "going away", refuses new ones, and
 // waits until every socket handler has finished (or ctx ends).
 func (g *Gateway) CloseAll(ctx context.Context) error {
+	if g.chans != nil {
+		defer g.chans.close()
+	}
 	g.hub.closeAll()
 	done := make(chan struct{})
 	go func() {

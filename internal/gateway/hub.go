@@ -280,10 +280,14 @@ func (h *hub) remoteChange(ch chat.PresenceChange) {
 func (h *hub) deliver(uid string, ev *chat.Event) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	uc := h.users[uid]
-	if uc == nil {
-		return
+	if uc := h.users[uid]; uc != nil {
+		h.deliverConns(uc, ev)
 	}
+}
+
+// deliverConns hands ev to each of a user's sockets (except ExceptDevice).
+// Called with h.mu held (read or write); it never blocks.
+func (h *hub) deliverConns(uc *userConns, ev *chat.Event) {
 	for c := range uc.conns {
 		if ev.ExceptDevice != "" && c.sess.DeviceID == ev.ExceptDevice {
 			continue

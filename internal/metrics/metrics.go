@@ -29,6 +29,11 @@ type Metrics struct {
 	RegistryErrors   prometheus.Counter     // session registry writes that failed (cluster)
 	Reorder          *prometheus.CounterVec // live messages put back in seq order, by outcome (cluster)
 	UploadsForwarded prometheus.Counter     // resumable-upload requests forwarded to the node holding the upload
+	FanoutPublishes  *prometheus.CounterVec // bus publishes that delivered events, by route (direct, channel)
+	FanoutMessages   *prometheus.CounterVec // new messages delivered, by route
+	ChannelEvents    prometheus.Counter     // fan-out-on-read events this node forwarded
+	ChannelLoads     prometheus.Counter     // member sets this node loaded from the store
+	ChannelDropped   prometheus.Counter     // fan-out-on-read events this node could not forward
 	SlowClosed       prometheus.Counter
 	HTTPRequests     *prometheus.CounterVec // by status class
 }
@@ -55,12 +60,23 @@ func New(reg prometheus.Registerer) *Metrics {
 		Reorder: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_reorder_messages_total",
 			Help: "Live messages from other nodes put back in seq order: held (overtook a missing seq), filled (the missing seq read from the store after the hold), released (handed on with a seq still missing; sync repairs it)."}, []string{"outcome"}),
 		RegistryErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_session_registry_errors_total", Help: "Writes to the cluster's session registry that failed (repaired by the next refresh or the TTL)."}),
-		SlowClosed:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_slow_sockets_closed_total", Help: "Sockets closed (4008) because their send queue overflowed."}),
-		HTTPRequests:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "REST requests by status code."}, []string{"code"}),
+		FanoutPublishes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_fanout_publishes_total",
+			Help: "Bus publishes that delivered events to members, by route: direct (one per member, on user topics) or channel (one per event, fan-out-on-read)."}, []string{"route"}),
+		FanoutMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_fanout_messages_total",
+			Help: "New messages delivered, by route (direct or channel)."}, []string{"route"}),
+		ChannelEvents: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_channel_events_total",
+			Help: "Fan-out-on-read events received by this node for its sockets."}),
+		ChannelLoads: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_channel_member_loads_total",
+			Help: "Member sets of fan-out-on-read conversations loaded from the store by this node (first use, or a changed membership it had not heard of)."}),
+		ChannelDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_channel_dropped_total",
+			Help: "Fan-out-on-read events this node did not forward (queue full or store unavailable); devices repair with sync."}),
+		SlowClosed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_slow_sockets_closed_total", Help: "Sockets closed (4008) because their send queue overflowed."}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "REST requests by status code."}, []string{"code"}),
 	}
 	reg.MustRegister(m.Connections, m.ConnectionsTotal, m.FramesIn, m.FramesOut, m.MessagesIn, m.Duplicates,
 		m.MessagesOut, m.Errors, m.AckLatency, m.CommitLatency, m.CommitBatchSize, m.CommitFailures,
-		m.BusPublished, m.BusFailures, m.RegistryErrors, m.Reorder, m.UploadsForwarded, m.SlowClosed, m.HTTPRequests,
+		m.BusPublished, m.BusFailures, m.RegistryErrors, m.Reorder, m.UploadsForwarded, m.FanoutPublishes, m.FanoutMessages, m.ChannelEvents, m.ChannelLoads, m.ChannelDropped,
+		m.SlowClosed, m.HTTPRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -78,4 +94,12 @@ func (m *Metrics) CommitBatch(size int, took time.Duration, err error) {
 func (m *Metrics) Published(events, failures int) {
 	m.BusPublished.Add(float64(events))
 	m.BusFailures.Add(float64(failures))
+}
+
+// Fanout implements chat.Metrics.
+func (m *Metrics) Fanout(route string, message bool, publishes int) {
+	m.FanoutPublishes.WithLabelValues(route).Add(float64(publishes))
+	if message {
+		m.FanoutMessages.WithLabelValues(route).Inc()
+	}
 }

@@ -45,6 +45,7 @@ type Config struct {
 	LoginFailuresUser int // failed logins per username per 10 minutes
 	LoginFailuresIP   int // failed logins per address per minute
 	MaxGroupMembers   int
+	FanoutDirectMax   int // conversations with more members are delivered fan-out-on-read
 	MessageRate       int // messages per minute per user; 0 = unlimited
 	TokenTTL          time.Duration
 	BcryptCost        int
@@ -70,6 +71,10 @@ type Config struct {
 
 	// Push notifications: the collapse window, VAPID, APNs and FCM.
 	Push push.Config
+
+	// WrapBus, when set, wraps the bus opened from the configuration
+	// (tests: counting publishes, injecting faults). Not a flag.
+	WrapBus func(chat.Bus) chat.Bus
 }
 
 // DefaultConfig returns the defaults documented in --help.
@@ -90,6 +95,7 @@ func DefaultConfig() Config {
 		LoginFailuresUser: gd.LoginFailuresUser,
 		LoginFailuresIP:   gd.LoginFailuresIP,
 		MaxGroupMembers:   cd.MaxGroupMembers,
+		FanoutDirectMax:   cd.FanoutDirectMax,
 		MessageRate:       100,
 		TokenTTL:          cd.TokenTTL,
 		BcryptCost:        10,
@@ -160,6 +166,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxGroupMembers < 2 {
 		bad("--max-group-members must be at least 2, not %d", c.MaxGroupMembers)
+	}
+	if c.FanoutDirectMax < 1 {
+		bad("--fanout-direct-max must be at least 1, not %d", c.FanoutDirectMax)
 	}
 	if c.MessageRate < 0 {
 		bad("--message-rate must not be negative (0 means unlimited)")

@@ -65,6 +65,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		_ = store.Close()
 		return nil, err
 	}
+	if cfg.WrapBus != nil {
+		bus = cfg.WrapBus(bus)
+	}
 	log = log.With("node", cfg.NodeID)
 	log.Info("backends open", "store", storeName, "bus", busName)
 
@@ -85,6 +88,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	cc := chat.DefaultConfig()
 	cc.MaxGroupMembers = cfg.MaxGroupMembers
+	cc.FanoutDirectMax = cfg.FanoutDirectMax
 	cc.TokenTTL = cfg.TokenTTL
 	cc.MaxBatch = cfg.MaxBatch
 	if !cfg.GroupCommit {

@@ -1,6 +1,7 @@
 // Package bustest is the conformance suite every chat.Bus implementation
 // passes: delivery to every subscriber of a topic and only to them, order from
-// one publisher, unsubscribe, and concurrent use.
+// one publisher, unsubscribe, concurrent use, and the channel topic (one copy
+// per node, fan-out-on-read fields intact).
 package bustest
 
 import (
@@ -21,6 +22,7 @@ func Run(t *testing.T, open func(t *testing.T) chat.Bus) {
 	t.Run("Unsubscribe", func(t *testing.T) { testUnsubscribe(t, open) })
 	t.Run("AcrossInstances", func(t *testing.T) { testAcross(t, open) })
 	t.Run("ConcurrentPublishers", func(t *testing.T) { testConcurrent(t, open) })
+	t.Run("ChannelTopicOncePerNode", func(t *testing.T) { testChannelTopic(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		b := open(t)
 		if err := b.Ping(t.Context()); err != nil {
@@ -188,5 +190,41 @@ func testConcurrent(t *testing.T, open func(t *testing.T) chat.Bus) {
 			t.Fatalf("conversation %s: seq %d after %d", m.ConversationID, m.Seq, last[m.ConversationID])
 		}
 		last[m.ConversationID] = m.Seq
+	}
+}
+
+// testChannelTopic: an event published once on the channel topic reaches the
+// one subscription of each node exactly once, with the fan-out-on-read
+// fields (audience, membership change) intact.
+func testChannelTopic(t *testing.T, open func(t *testing.T) chat.Bus) {
+	pub, n1, n2 := open(t), open(t), open(t)
+	c1, c2 := newCollector(), newCollector()
+	subscribe(t, n1, chat.ChannelTopic, c1)
+	subscribe(t, n2, chat.ChannelTopic, c2)
+	settle()
+	msg := msgEvent("big", 7)
+	msg.Audience = &chat.Audience{Count: 10000, Sum: 0xFEDCBA9876543210}
+	change := &chat.Event{Kind: chat.EventMembers, Audience: &chat.Audience{Count: 10001, Sum: 1<<63 | 5},
+		Members: &chat.MembersChange{ConversationID: "big", Change: chat.ChangeMemberAdded, Users: []string{"u7", "u8"}, LastSeq: 7}}
+	for _, ev := range []*chat.Event{msg, change} {
+		if err := pub.Publish(t.Context(), chat.ChannelTopic, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []*collector{c1, c2} {
+		evs := c.wait(t, 2)
+		m, g := evs[0], evs[1]
+		if m.Kind != chat.EventMessage || m.Message == nil || m.Message.Seq != 7 || m.Audience == nil || *m.Audience != *msg.Audience {
+			t.Fatalf("channel message not delivered intact: %+v (audience %+v)", m, m.Audience)
+		}
+		if g.Kind != chat.EventMembers || g.Members == nil || g.Audience == nil || *g.Audience != *change.Audience ||
+			g.Members.ConversationID != "big" || g.Members.Change != chat.ChangeMemberAdded || g.Members.LastSeq != 7 ||
+			len(g.Members.Users) != 2 || g.Members.Users[0] != "u7" || g.Members.Users[1] != "u8" {
+			t.Fatalf("membership change not delivered intact: %+v (members %+v)", g, g.Members)
+		}
+	}
+	settle()
+	if a, b := c1.count(), c2.count(); a != 2 || b != 2 {
+		t.Fatalf("nodes got %d and %d events for 2 publishes, want 2 each", a, b)
 	}
 }
