@@ -132,9 +132,15 @@ func TestClusterNoPushWhileOnlineOnAnotherNode(t *testing.T) {
 // TestClusterRawSocketSeesSeqOrder: two nodes commit into one group at
 // once, so their live deliveries race each other to a third node; a raw
 // WebSocket client there (no SDK reordering) still sees every message once,
-// in seq order.
+// in seq order. Both routes: per-member publishes (a group) and one
+// publish per message (a channel, fan-out-on-read).
 func TestClusterRawSocketSeesSeqOrder(t *testing.T) {
-	cl := startCluster(t, 3)
+	t.Run("group", func(t *testing.T) { rawSocketSeesSeqOrder(t, 256) })
+	t.Run("channel", func(t *testing.T) { rawSocketSeesSeqOrder(t, 2) })
+}
+
+func rawSocketSeesSeqOrder(t *testing.T, fanoutDirectMax int) {
+	cl := startCluster(t, 3, func(c *server.Config) { c.FanoutDirectMax = fanoutDirectMax })
 	n0, n1, n2 := cl.nodes[0], cl.nodes[1], cl.nodes[2]
 	alice, bob, carol := newAccount(t, n0, "alice"), newAccount(t, n0, "bob"), newAccount(t, n0, "carol")
 	conv := group(t, n0, alice, "race", bob, carol)
