@@ -170,3 +170,34 @@ func rawSocketSeesSeqOrder(t *testing.T, fanoutDirectMax int) {
 	}
 	t.Logf("held back and put in order on node2: %v messages", metricValue(t, n2, `parley_reorder_messages_total{outcome="held"}`))
 }
+
+// TestClusterReorderNeverPushesWhatSyncBrings: messages committed while a
+// device was away reach it by sync only (PROTOCOL.md delivery rule 4), even
+// though the node had ordered its earlier messages: a device that comes
+// back gets the next message live, and nothing of the gap.
+func TestClusterReorderNeverPushesWhatSyncBrings(t *testing.T) {
+	cl := startCluster(t, 2)
+	n0, n1 := cl.nodes[0], cl.nodes[1]
+	alice, carol := newAccount(t, n0, "alice"), newAccount(t, n0, "carol")
+	conv := direct(t, n0, alice, carol)
+	a := dial(t, n0, alice.Token)
+	c := dial(t, n1, carol.Token)
+	send := func(i int) {
+		a.send(sendText(conv, fmt.Sprintf("m-%d", i), "hello"))
+		a.expect("ack", "message_status")
+	}
+	send(1)
+	if f := c.expect("new_message", "conversation_updated"); f.num("seq") != 1 {
+		t.Fatalf("first message %v", f)
+	}
+	c.ws.CloseNow()
+	for i := 2; i <= 10; i++ { // carol is away
+		send(i)
+	}
+	c = dial(t, n1, carol.Token)
+	send(11)
+	if f := c.expect("new_message", "conversation_updated", "message_status"); f.num("seq") != 11 {
+		t.Fatalf("after coming back carol was pushed %v, want seq 11 only", f)
+	}
+	c.quiet(time.Second, "new_message") // past the reorder hold: no fill of 2..10
+}

@@ -127,7 +127,7 @@ func (c *channels) handle(ev *chat.Event) {
 	order := h.order
 	h.mu.RUnlock()
 	if order != nil && ev.Kind == chat.EventMessage {
-		order.admit("/"+conv, ev, c.accept)
+		order.admit("", ev, c.accept)
 		return
 	}
 	c.accept(ev)

@@ -259,10 +259,8 @@ func (c *cluster) devices(userID string) map[string]string {
 }
 
 // missingMessages reads the messages a reorder hold waited for in vain:
-// those of the stream key's conversation ("<user>/<conversation>", or
-// "/<conversation>" for a channel) with from < seq < to.
-func (g *Gateway) missingMessages(key string, from, to int64) ([]*chat.Event, error) {
-	_, conv, _ := strings.Cut(key, "/")
+// those of the conversation with from < seq < to.
+func (g *Gateway) missingMessages(conv string, from, to int64) ([]*chat.Event, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	msgs, err := g.svc.DeliveryMessages(ctx, conv, from, int(to-from-1))

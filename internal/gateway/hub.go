@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ type hub struct {
 
 	cluster *cluster  // nil on a single node
 	order   *seqOrder // a cluster's reorder buffer for live messages; nil on a single node
+	subs    uint64    // user subscriptions made (names each one's reorder streams)
 }
 
 type userConns struct {
@@ -86,13 +88,15 @@ func (h *hub) register(c *conn) error {
 	if uc == nil {
 		route := func(ev *chat.Event) { h.deliver(uid, ev) }
 		if order := h.order; order != nil { // a cluster: put cross-node deliveries back in seq order
+			h.subs++
+			owner := uid + "#" + strconv.FormatUint(h.subs, 10) // fresh streams for a fresh subscription
 			deliver := route
 			route = func(ev *chat.Event) {
 				if ev.Kind != chat.EventMessage {
 					deliver(ev)
 					return
 				}
-				order.admit(uid+"/"+ev.Message.ConversationID, ev, deliver)
+				order.admit(owner, ev, deliver)
 			}
 		}
 		unsub, err := h.g.bus.Subscribe(chat.UserTopic(uid), route)

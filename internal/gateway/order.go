@@ -16,19 +16,22 @@ import (
 // are read from the store: they are committed, since seqs are given out in
 // commit order and a later one was published. If that read fails too, the
 // held messages go on in seq order and the device repairs the hole by sync,
-// as after any lost delivery. Streams are per key (user and conversation)
-// and forgotten once idle.
+// as after any lost delivery. Streams are per owner and conversation, and
+// forgotten once idle. An owner is one subscription of a user (a user who
+// comes back to this node starts with fresh streams: what was committed
+// while it had no socket here reaches it by sync, never through a fill), or
+// "" for the node's channel streams.
 type seqOrder struct {
 	hold time.Duration
-	// fetch reads the messages of the stream key with from < seq < to.
-	fetch func(key string, from, to int64) ([]*chat.Event, error)
+	// fetch reads the messages of a conversation with from < seq < to.
+	fetch func(conv string, from, to int64) ([]*chat.Event, error)
 	// count counts n messages that were "held" (they overtook a missing
 	// seq), "filled" (read from the store when a hold ran out) or
 	// "released" (handed on with a seq before them still missing).
 	count func(outcome string, n int)
 
 	mu      sync.Mutex
-	streams map[string]*seqStream
+	streams map[string]map[string]*seqStream // owner → conversation → stream
 	swept   time.Time
 }
 
@@ -46,24 +49,29 @@ type seqStream struct {
 // streams long enough that this happens only after a quiet spell.
 const streamIdle = 10 * time.Minute
 
-func newSeqOrder(hold time.Duration, fetch func(key string, from, to int64) ([]*chat.Event, error), count func(string, int)) *seqOrder {
-	return &seqOrder{hold: hold, fetch: fetch, count: count, streams: make(map[string]*seqStream)}
+func newSeqOrder(hold time.Duration, fetch func(conv string, from, to int64) ([]*chat.Event, error), count func(string, int)) *seqOrder {
+	return &seqOrder{hold: hold, fetch: fetch, count: count, streams: make(map[string]map[string]*seqStream)}
 }
 
-// admit hands ev (a message of the stream key) to deliver now, or holds it
-// until the seqs before it were handed on. deliver, the same for every call
-// with one key, is called in seq order per key with the order's lock held:
-// it must not block or call back.
-func (o *seqOrder) admit(key string, ev *chat.Event, deliver func(*chat.Event)) {
-	seq := ev.Message.Seq
+// admit hands ev (a message of the owner's stream of its conversation) to
+// deliver now, or holds it until the seqs before it were handed on.
+// deliver, the same for every call with one owner, is called in seq order
+// per stream with the order's lock held: it must not block or call back.
+func (o *seqOrder) admit(owner string, ev *chat.Event, deliver func(*chat.Event)) {
+	seq, conv := ev.Message.Seq, ev.Message.ConversationID
 	now := time.Now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.sweep(now)
-	s := o.streams[key]
+	convs := o.streams[owner]
+	if convs == nil {
+		convs = make(map[string]*seqStream)
+		o.streams[owner] = convs
+	}
+	s := convs[conv]
 	if s == nil {
 		s = &seqStream{deliver: deliver, last: seq - 1}
-		o.streams[key] = s
+		convs[conv] = s
 	}
 	s.touched = now
 	switch {
@@ -77,7 +85,7 @@ func (o *seqOrder) admit(key string, ev *chat.Event, deliver func(*chat.Event)) 
 		s.held[seq] = ev
 		o.count("held", 1)
 		if s.timer == nil {
-			s.timer = time.AfterFunc(o.hold, func() { o.expire(key, s) })
+			s.timer = time.AfterFunc(o.hold, func() { o.expire(conv, s) })
 		}
 		return
 	}
@@ -106,10 +114,10 @@ func (s *seqStream) drain() bool {
 
 // expire runs when a hold ran out: it reads the missing seqs from the
 // store and hands on everything held, in seq order.
-func (o *seqOrder) expire(key string, s *seqStream) {
+func (o *seqOrder) expire(conv string, s *seqStream) {
 	o.mu.Lock()
 	s.timer = nil
-	if len(s.held) == 0 || o.streams[key] != s {
+	if len(s.held) == 0 {
 		o.mu.Unlock()
 		return
 	}
@@ -119,7 +127,7 @@ func (o *seqOrder) expire(key string, s *seqStream) {
 	}
 	o.mu.Unlock()
 
-	missing, _ := o.fetch(key, from, to) // off the lock: arrivals go on meanwhile
+	missing, _ := o.fetch(conv, from, to) // off the lock: arrivals go on meanwhile
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -153,7 +161,7 @@ func (o *seqOrder) expire(key string, s *seqStream) {
 		s.drain()
 	}
 	if len(s.held) > 0 && s.timer == nil { // arrived during the read, past a new hole
-		s.timer = time.AfterFunc(o.hold, func() { o.expire(key, s) })
+		s.timer = time.AfterFunc(o.hold, func() { o.expire(conv, s) })
 	}
 }
 
@@ -163,9 +171,14 @@ func (o *seqOrder) sweep(now time.Time) {
 		return
 	}
 	o.swept = now
-	for k, s := range o.streams {
-		if len(s.held) == 0 && now.Sub(s.touched) > streamIdle {
-			delete(o.streams, k)
+	for owner, convs := range o.streams {
+		for conv, s := range convs {
+			if len(s.held) == 0 && now.Sub(s.touched) > streamIdle {
+				delete(convs, conv)
+			}
+		}
+		if len(convs) == 0 {
+			delete(o.streams, owner)
 		}
 	}
 }
