@@ -31,7 +31,15 @@ func startCluster(t *testing.T, n int) *cluster {
 	if pgURL == "" {
 		t.Skip("PARLEY_TEST_POSTGRES not set: multi-node tests skipped")
 	}
-	ns := startNATS(t)
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start")
+	}
+	t.Cleanup(ns.Shutdown)
 	schemaURL := freshSchema(t, pgURL)
 	c := &cluster{nats: ns}
 	for i := 0; i < n; i++ {
