@@ -298,8 +298,9 @@ func TestClusterKillNode(t *testing.T) {
 		}
 		u.mu.Unlock()
 		// Senders pace 20 ms, and a user has 2-3 of them: a gap of
-		// seconds means its node stopped serving.
-		if worst > 2*time.Second {
+		// seconds means its node stopped serving (5 s leaves room for a
+		// starved shared machine; gaps here are tens of milliseconds).
+		if worst > 5*time.Second {
 			t.Errorf("user %d (node%d): %v between two acks: its node stalled", i, u.home, worst)
 		}
 		t.Logf("user %d (node%d): %d acks during the outage, longest gap between acks %v", i, u.home, inOutage, worst.Round(time.Millisecond))
