@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -72,8 +73,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	o := &loadgen.Options{Log: stderr}
 	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.URL, "url", "", "server to test, e.g. http://127.0.0.1:8080 (or --start-server)")
-	fs.IntVar(&o.ServerPID, "server-pid", 0, "process id of that server: its CPU time and RSS are read from /proc/<pid>")
+	fs.StringVar(&o.URL, "url", "", "server to test, e.g. http://127.0.0.1:8080 (or --start-server); a comma-separated list of a cluster's nodes spreads the sockets over them round robin (setup uses the first)")
+	pids := fs.String("server-pid", "", "process id of that server: its CPU time and RSS are read from /proc/<pid>; with several nodes, a comma-separated list (figures are their sums)")
 	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "the server's --pprof-addr, for --profile")
 	fs.BoolVar(&o.StartServer, "start-server", false, "start parleyd on --data-dir (a temporary dir if empty) with the benchmark flags: "+strings.Join(loadgen.BenchServerFlags, " "))
 	fs.StringVar(&o.Parleyd, "parleyd", "", "parleyd binary for --start-server (default: next to parley-bench, then PATH)")
@@ -103,6 +104,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.ServerArgs = serverArgs
+	for _, p := range strings.Split(*pids, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(stderr, "parley-bench: --server-pid %q: want process ids separated by commas\n", *pids)
+			return 2
+		}
+		o.ServerPIDs = append(o.ServerPIDs, n)
+	}
 	if *pin {
 		o.ServerCPUs, o.WorkerCPUs = "0", "1"
 	}

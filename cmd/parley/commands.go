@@ -48,7 +48,7 @@ func runRegister(ctx context.Context, a *app, cmd *command, args []string) error
 	if err != nil {
 		return err
 	}
-	server := a.server()
+	server := a.servers()[0]
 	u, err := client.Register(ctx, server, username, password, *display)
 	if err != nil {
 		return err
@@ -102,22 +102,22 @@ func (a *app) doLogin(ctx context.Context, username, password, deviceName string
 	server := a.server()
 	req := client.LoginRequest{Username: username, Password: password, DeviceName: deviceName}
 	if !newDevice && a.cfg.Username == username && a.cfg.DeviceID != "" &&
-		client.NormalizeURL(a.cfg.Server) == server {
+		normalizeServers(a.cfg.Server) == server {
 		req.DeviceID = a.cfg.DeviceID
 	}
-	sess, err := client.Login(ctx, server, req)
+	sess, err := client.Login(ctx, a.servers()[0], req)
 	if err != nil && req.DeviceID != "" {
 		switch client.StatusOf(err) {
 		case 400, 403, 404, 422:
 			// The remembered device is gone: make a new one.
 			req.DeviceID = ""
-			sess, err = client.Login(ctx, server, req)
+			sess, err = client.Login(ctx, a.servers()[0], req)
 		}
 	}
 	if err != nil {
 		return err
 	}
-	if a.cfg.Username != username || client.NormalizeURL(a.cfg.Server) != server {
+	if a.cfg.Username != username || normalizeServers(a.cfg.Server) != server {
 		a.cfg.Cursors = nil
 	}
 	a.cfg.Server = server

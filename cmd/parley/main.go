@@ -91,7 +91,7 @@ func usagef(cmd, format string, args ...any) error {
 
 // globalFlags declares the flags every command accepts.
 func (a *app) globalFlags(fs *flag.FlagSet) {
-	fs.StringVar(&a.serverFlag, "server", a.serverFlag, "server base `URL` (env PARLEY_SERVER; default: the server you logged in to, else "+defaultServer+")")
+	fs.StringVar(&a.serverFlag, "server", a.serverFlag, "server base `URL`, or several separated by commas (a cluster's nodes: the socket moves to the next when its node goes away) (env PARLEY_SERVER; default: the server you logged in to, else "+defaultServer+")")
 	fs.StringVar(&a.configFlag, "config", a.configFlag, "config `file` (env PARLEY_CONFIG; default: "+defaultConfigHint()+")")
 	fs.BoolVar(&a.verbose, "verbose", a.verbose, "log connection details to stderr")
 }
@@ -165,7 +165,9 @@ Commands:
 	fmt.Fprint(w, `
 Global flags (also accepted after the command name):
   --server URL    server base URL; env PARLEY_SERVER; default: the server
-                  of the last login, else `+defaultServer+`
+                  of the last login, else `+defaultServer+`. Several URLs
+                  separated by commas (a cluster's nodes): the socket moves
+                  to the next when its node goes away
   --config FILE   config file; env PARLEY_CONFIG; default: `+defaultConfigHint()+`
   --verbose       log connection details to stderr
 
@@ -261,18 +263,38 @@ func (a *app) load() error {
 	return nil
 }
 
-// server returns the server base URL: --server, $PARLEY_SERVER, the config
-// file, the default.
+// server returns the server setting: --server, $PARLEY_SERVER, the config
+// file, the default. It is one base URL, or several separated by commas
+// (the nodes of a cluster), each normalized.
 func (a *app) server() string {
 	switch {
 	case a.serverFlag != "":
-		return client.NormalizeURL(a.serverFlag)
+		return normalizeServers(a.serverFlag)
 	case a.getenv("PARLEY_SERVER") != "":
-		return client.NormalizeURL(a.getenv("PARLEY_SERVER"))
+		return normalizeServers(a.getenv("PARLEY_SERVER"))
 	case a.cfg != nil && a.cfg.Server != "":
-		return client.NormalizeURL(a.cfg.Server)
+		return normalizeServers(a.cfg.Server)
 	}
 	return defaultServer
+}
+
+// servers is server() as a list. The socket starts on the first and moves
+// to the next whenever its node goes away; commands that need no socket
+// (register, login) use the first.
+func (a *app) servers() []string { return strings.Split(a.server(), ",") }
+
+// normalizeServers normalizes each URL of a comma-separated list.
+func normalizeServers(list string) string {
+	var out []string
+	for _, u := range strings.Split(list, ",") {
+		if u = client.NormalizeURL(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	if len(out) == 0 {
+		return defaultServer
+	}
+	return strings.Join(out, ",")
 }
 
 // session returns an SDK client for the logged-in user; mod may adjust
@@ -285,7 +307,7 @@ func (a *app) session(mod func(*client.Config)) (*client.Client, error) {
 		return nil, errors.New("not logged in: run 'parley login <username>' first")
 	}
 	cfg := client.Config{
-		URLs:       []string{a.server()},
+		URLs:       a.servers(),
 		Token:      a.cfg.Token,
 		Logger:     a.logger(),
 		HTTPClient: a.httpClient,

@@ -111,6 +111,8 @@ func TestServerResolution(t *testing.T) {
 		{"", "", "http://file:1", "http://file:1"},
 		{"", "envhost:2", "http://file:1", "http://envhost:2"},
 		{"https://flag:3/", "envhost:2", "http://file:1", "https://flag:3"},
+		{"", "a:1, http://b:2/ ,", "", "http://a:1,http://b:2"},
+		{"", "", "http://a:1,http://b:2", "http://a:1,http://b:2"},
 	}
 	for _, tc := range tests {
 		a, _, _ := testApp(t, map[string]string{"PARLEY_SERVER": tc.env}, "")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,15 +42,7 @@ func startClusterWith(t *testing.T, n int, opt func(i int, cfg *server.Config)) 
 	if pgURL == "" {
 		t.Skip("PARLEY_TEST_POSTGRES not set: multi-node tests skipped")
 	}
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS did not start")
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := startNATS(t)
 	schemaURL := freshSchema(t, pgURL)
 	c := &cluster{nats: ns}
 	for i := 0; i < n; i++ {
@@ -99,6 +92,8 @@ type sdkUser struct {
 	mu   sync.Mutex
 	got  map[string][]client.Message // by conversation, in the order the app saw them
 	seen chan struct{}
+	// connects and disconnects count EventConnected and EventDisconnected.
+	connects, disconnects atomic.Int32
 }
 
 func connectSDK(t *testing.T, a account, urls ...string) *sdkUser {
@@ -110,6 +105,12 @@ func connectSDK(t *testing.T, a account, urls ...string) *sdkUser {
 	go func() { defer close(done); _ = u.c.Run(ctx) }()
 	go func() {
 		for ev := range u.c.Events() {
+			switch ev.Kind {
+			case client.EventConnected:
+				u.connects.Add(1)
+			case client.EventDisconnected:
+				u.disconnects.Add(1)
+			}
 			if ev.Kind == client.EventMessage {
 				u.mu.Lock()
 				u.got[ev.Message.ConversationID] = append(u.got[ev.Message.ConversationID], *ev.Message)

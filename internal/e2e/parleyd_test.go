@@ -130,6 +130,28 @@ func (p *parleydProc) start() {
 	}
 }
 
+// restart starts parleyd again on the address of its previous run, as a
+// node coming back under the name its clients and load balancer know. The
+// port was just freed by the kill, so a bind failure is retried briefly.
+func (p *parleydProc) restart() {
+	p.t.Helper()
+	if p.running() || p.srv == nil {
+		p.t.Fatal("restart: parleyd is running or never ran")
+	}
+	addr := strings.TrimPrefix(p.srv.URL, "http://")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := p.launch(addr)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || !strings.Contains(p.logTail(2000), "address already in use") {
+			p.t.Fatalf("parleyd (start %d) did not become ready on %s: %v\n%s", p.starts, addr, err, p.logTail(4000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func (p *parleydProc) launch(addr string) error {
 	p.starts++
 	p.logPath = filepath.Join(p.logDir, fmt.Sprintf("parleyd-%d.log", p.starts))

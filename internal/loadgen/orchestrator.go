@@ -42,6 +42,12 @@ func (r *Run) StartFleet(ctx context.Context, socks []SockSpec) (*Fleet, error) 
 		return nil, fmt.Errorf("%d sockets are too many for in-process workers", len(socks))
 	}
 	f := &Fleet{run: r, msgs: make(chan Message, 1024)}
+	// Socket j goes to node j%len(URLs): with several nodes the two
+	// sockets of a pair (2i, 2i+1) sit on different nodes, so 1:1 traffic
+	// crosses the bus, and a group's members are spread over all of them.
+	for j := range socks {
+		socks[j].Node = j % len(r.URLs)
+	}
 	for i := range n {
 		// Socket i goes to worker i%n: each worker gets a fair share of
 		// every role.
@@ -60,7 +66,7 @@ func (r *Run) StartFleet(ctx context.Context, socks []SockSpec) (*Fleet, error) 
 		}
 		h.senders, h.sockets = senders, len(share)
 		f.workers = append(f.workers, h)
-		if err := h.enc.Encode(Job{Worker: i, URL: r.URL, Sockets: share}); err != nil {
+		if err := h.enc.Encode(Job{Worker: i, URL: r.URL, URLs: r.URLs, Sockets: share}); err != nil {
 			f.Stop()
 			return nil, fmt.Errorf("worker %d: sending the job: %w", i, err)
 		}
@@ -435,8 +441,8 @@ func (r *Run) tick(ph *Phase) {
 		row.P50[k] = float64(s.Quantile(0.5)) / 1000
 		row.P99[k] = float64(s.Quantile(0.99)) / 1000
 	}
-	if r.PID > 0 {
-		if s, err := SampleProc(r.PID); err == nil {
+	if len(r.PIDs) > 0 {
+		if s, err := SampleProcs(r.PIDs); err == nil {
 			if !r.lastSample.At.IsZero() {
 				row.CPU = 100 * (s.CPU - r.lastSample.CPU) / s.At.Sub(r.lastSample.At).Seconds()
 			}
@@ -476,7 +482,7 @@ func (r *Run) tick(ph *Phase) {
 		}
 		fmt.Fprintf(&b, " %s-p99=%s", k, fmtMS(float64(ph.live[k].Snapshot().Quantile(0.99))/1000))
 	}
-	if r.PID > 0 {
+	if len(r.PIDs) > 0 {
 		fmt.Fprintf(&b, " | server cpu=%.0f%% rss=%.0fMB", row.CPU, row.RSSMB)
 	}
 	fmt.Fprintf(&b, " | machine %.0f%%", row.Machine)
@@ -487,8 +493,8 @@ func (r *Run) beginPhase(ph *Phase) {
 	ph.Start = time.Now()
 	ph.busy0[0], ph.busy0[1] = machineBusy()
 	ph.drops0 = listenDrops()
-	if r.PID > 0 {
-		ph.startCPU, _ = SampleProc(r.PID)
+	if len(r.PIDs) > 0 {
+		ph.startCPU, _ = SampleProcs(r.PIDs)
 	}
 }
 
@@ -501,8 +507,8 @@ func (r *Run) endPhase(ph *Phase) {
 	}
 	ph.LoadAvg = loadAvg()
 	ph.ListenDrops = listenDrops() - ph.drops0
-	if r.PID > 0 && !ph.startCPU.At.IsZero() {
-		if s, err := SampleProc(r.PID); err == nil {
+	if len(r.PIDs) > 0 && !ph.startCPU.At.IsZero() {
+		if s, err := SampleProcs(r.PIDs); err == nil {
 			cpu := s.CPU - ph.startCPU.CPU
 			ph.Server = &ServerDelta{
 				CPUSeconds: round3(cpu),
@@ -556,8 +562,9 @@ func (ph *Phase) brief() string {
 // result being built.
 type Run struct {
 	Opts   *Options
-	URL    string
-	PID    int // server process, 0 if unknown
+	URL    string   // the first node: setup and REST
+	URLs   []string // every node the sockets are spread over
+	PIDs   []int    // server processes (one per node), none if unknown: CPU and RSS are their sums
 	Pprof  string
 	Start  time.Time
 	Result *Result

@@ -6,8 +6,11 @@ package loadgen
 
 // Job is the first line a worker reads.
 type Job struct {
-	Worker  int        `json:"worker"`
-	URL     string     `json:"url"` // http://host:port of the server
+	Worker int    `json:"worker"`
+	URL    string `json:"url"` // http://host:port of the server (the first node)
+	// URLs are every node of a cluster under test; a socket opens its
+	// WebSocket at URLs[SockSpec.Node]. Empty means URL alone.
+	URLs    []string   `json:"urls,omitempty"`
 	Sockets []SockSpec `json:"sockets"`
 }
 
@@ -16,6 +19,9 @@ type Job struct {
 type SockSpec struct {
 	Token string `json:"t"`
 	User  string `json:"u"`
+	// Node is the index in Job.URLs of the node this socket connects to
+	// (assigned round robin by the orchestrator).
+	Node int `json:"n,omitempty"`
 	// Convs are the conversations this socket posts to, in turn; empty means
 	// the socket only receives.
 	Convs []string `json:"c,omitempty"`

@@ -74,6 +74,8 @@ type Machine struct {
 type ServerInfo struct {
 	URL       string   `json:"url"`
 	PID       int      `json:"pid,omitempty"`
+	URLs      []string `json:"urls,omitempty"` // every node, when the sockets were spread over several
+	PIDs      []int    `json:"pids,omitempty"` // their processes; CPU and RSS figures are sums
 	Placement string   `json:"placement"`
 	Command   []string `json:"command,omitempty"`
 }

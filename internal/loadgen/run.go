@@ -13,8 +13,8 @@ import (
 
 // Options configure a benchmark run.
 type Options struct {
-	URL          string        // server to test (unless StartServer)
-	ServerPID    int           // its process, for CPU and RSS (0: not measured)
+	URL          string        // server to test (unless StartServer); a comma-separated list spreads the sockets over several nodes
+	ServerPIDs   []int         // its processes, for CPU and RSS (none: not measured); with several nodes, one per node, summed
 	PprofAddr    string        // its --pprof-addr, for Profile
 	StartServer  bool          // start parleyd on DataDir (temp dir if empty)
 	Parleyd      string        // parleyd binary for StartServer
@@ -109,15 +109,19 @@ func RunScenarios(ctx context.Context, o *Options, scs []*Scenario) ([]*Result, 
 			return nil, err
 		}
 		defer srv.Stop()
-		o.URL, o.ServerPID, o.PprofAddr = srv.URL, srv.PID(), srv.PprofAddr
+		o.URL, o.ServerPIDs, o.PprofAddr = srv.URL, []int{srv.PID()}, srv.PprofAddr
 		placement = "unpinned: server and generator share both cores"
 		if o.ServerCPUs != "" {
 			placement = fmt.Sprintf("server on core %s, workers on core %s (taskset)", o.ServerCPUs, o.WorkerCPUs)
 		}
-		fmt.Fprintf(o.Log, "parleyd pid %d at %s (data %s)\n", o.ServerPID, o.URL, dir)
+		fmt.Fprintf(o.Log, "parleyd pid %d at %s (data %s)\n", srv.PID(), o.URL, dir)
 	}
-	if o.URL == "" {
+	urls := SplitURLs(o.URL)
+	if len(urls) == 0 {
 		return nil, errors.New("no server: give --url or --start-server")
+	}
+	if len(urls) > 1 {
+		placement = fmt.Sprintf("external cluster of %d nodes; sockets spread round robin", len(urls))
 	}
 	accPath := o.AccountsPath
 	if accPath == "" {
@@ -127,19 +131,22 @@ func RunScenarios(ctx context.Context, o *Options, scs []*Scenario) ([]*Result, 
 			accPath = filepath.Join(o.OutDir, "parley-bench-accounts.json")
 		}
 	}
-	acc, err := LoadAccounts(accPath, o.URL)
+	acc, err := LoadAccounts(accPath, urls[0])
 	if err != nil {
 		return nil, err
 	}
-	c := newAPI(o.URL)
+	c := newAPI(urls[0])
 	acc.validate(ctx, c)
 	var results []*Result
 	var errs []error
 	for _, sc := range scs {
-		r := &Run{Opts: o, URL: o.URL, PID: o.ServerPID, Pprof: o.PprofAddr, Start: time.Now(), Acc: acc, api: c, out: o.Log,
+		r := &Run{Opts: o, URL: urls[0], URLs: urls, PIDs: o.ServerPIDs, Pprof: o.PprofAddr, Start: time.Now(), Acc: acc, api: c, out: o.Log,
 			tickSt: tickState{counters: map[string]uint64{}, hists: map[string]*Histogram{}}}
 		r.Result = &Result{Scenario: sc.Name, Title: sc.Title, Target: sc.Target, Started: r.Start, Machine: machine(),
-			Server: ServerInfo{URL: o.URL, PID: o.ServerPID, Placement: placement}, Params: map[string]any{}}
+			Server: ServerInfo{URL: o.URL, PID: firstPID(o.ServerPIDs), Placement: placement}, Params: map[string]any{}}
+		if len(urls) > 1 || len(o.ServerPIDs) > 1 {
+			r.Result.Server.URLs, r.Result.Server.PIDs = urls, o.ServerPIDs
+		}
 		if srv != nil {
 			r.Result.Server.Command = srv.Args
 		}
@@ -239,14 +246,34 @@ func (r *Run) profile(ctx context.Context, d time.Duration) (wait func()) {
 	return func() { <-done }
 }
 
-// sample reads the server's process figures (zero without a pid).
+// sample reads the server's process figures (zero without a pid), summed
+// over the nodes.
 func (r *Run) sample() ProcSample {
-	if r.PID <= 0 {
+	if len(r.PIDs) == 0 {
 		return ProcSample{}
 	}
-	s, err := SampleProc(r.PID)
+	s, err := SampleProcs(r.PIDs)
 	if err != nil {
-		r.logf("reading /proc/%d: %v", r.PID, err)
+		r.logf("reading /proc: %v", err)
 	}
 	return s
+}
+
+// SplitURLs splits a comma-separated list of server URLs, dropping blanks
+// and trailing slashes.
+func SplitURLs(list string) []string {
+	var out []string
+	for _, u := range strings.Split(list, ",") {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func firstPID(pids []int) int {
+	if len(pids) == 0 {
+		return 0
+	}
+	return pids[0]
 }

@@ -113,7 +113,7 @@ var idleScenario = &Scenario{
 		}
 		time.Sleep(2 * time.Second) // let the setup's garbage be collected
 		before := r.sample()
-		m0, _ := ScrapeMetrics(ctx, r.URL)
+		m0, _ := ScrapeAll(ctx, r.URLs)
 		f, conn, err := r.connectFleet(ctx, socks)
 		if err != nil {
 			return err
@@ -130,13 +130,13 @@ var idleScenario = &Scenario{
 			return err
 		}
 		after := r.sample()
-		m1, _ := ScrapeMetrics(ctx, r.URL)
+		m1, _ := ScrapeAll(ctx, r.URLs)
 		open := idle.Open()
 		res := r.Result
 		res.figure("sockets open", float64(open), "sockets", fmt.Sprintf("%d", n), atLeast(float64(open), float64(n)), "")
 		res.figure("connect: all sockets", conn.Seconds, "s", "", nil, fmt.Sprintf("%.0f sockets/s", float64(open)/conn.Seconds))
 		res.figure("connect p99 (dial to ready)", conn.Latency["connect"].P99, "ms", "", nil, "")
-		if r.PID > 0 && open > 0 {
+		if len(r.PIDs) > 0 && open > 0 {
 			per := float64(after.RSS-before.RSS) / float64(open) / 1024
 			res.figure("server RSS growth per socket", per, "KB", "<= 6 (stretch 3)", atMost(per, 6),
 				fmt.Sprintf("RSS %.0f -> %.0f MB", float64(before.RSS)/(1<<20), float64(after.RSS)/(1<<20)))

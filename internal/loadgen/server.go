@@ -70,6 +70,38 @@ func SampleProc(pid int) (ProcSample, error) {
 	return s, nil
 }
 
+// SampleProcs sums SampleProc over several processes (the nodes of a
+// cluster): CPU seconds, RSS and threads add up.
+func SampleProcs(pids []int) (ProcSample, error) {
+	sum := ProcSample{At: time.Now()}
+	for _, pid := range pids {
+		s, err := SampleProc(pid)
+		if err != nil {
+			return sum, err
+		}
+		sum.CPU += s.CPU
+		sum.RSS += s.RSS
+		sum.Threads += s.Threads
+	}
+	return sum, nil
+}
+
+// ScrapeAll sums ScrapeMetrics over every node.
+func ScrapeAll(ctx context.Context, urls []string) (ServerMetrics, error) {
+	var sum ServerMetrics
+	for _, u := range urls {
+		m, err := ScrapeMetrics(ctx, u)
+		if err != nil {
+			return sum, err
+		}
+		sum.Goroutines += m.Goroutines
+		sum.HeapInuse += m.HeapInuse
+		sum.StackInuse += m.StackInuse
+		sum.Connections += m.Connections
+	}
+	return sum, nil
+}
+
 // ServerMetrics are a few gauges from the server's /metrics.
 type ServerMetrics struct {
 	Goroutines  float64 `json:"goroutines"`

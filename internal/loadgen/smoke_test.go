@@ -3,9 +3,14 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +57,50 @@ func TestSmoke(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "sockets=6") {
 		t.Errorf("no progress line in the log:\n%s", log.String())
+	}
+}
+
+// TestSpreadOverNodes gives --url two addresses, the server's own and a
+// reverse proxy in front of it standing in for a second node, and checks
+// that the sockets were spread round robin: half of them, and one of each
+// pair, came through the second address.
+func TestSpreadOverNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a few seconds of load")
+	}
+	srv := servertest.Start(t)
+	target, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var viaSecond atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	second := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/ws" {
+			viaSecond.Add(1)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(second.Close)
+	out := t.TempDir()
+	var log bytes.Buffer
+	o := &Options{URL: srv.URL + ", " + second.URL + "/", InProcess: true, Quick: true, OutDir: out, Log: &log, Timeout: 2 * time.Minute,
+		Sockets: 8, Duration: time.Second, AccountsPath: filepath.Join(out, "accounts.json")}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	results, err := RunScenarios(ctx, o, []*Scenario{chatScenario})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	st := results[0].phase("steady")
+	if st == nil || st.Counters["sent"] == 0 || st.Counters["delivered"] != st.Counters["sent"] {
+		t.Fatalf("chat steady phase: %+v\n%s", st, log.String())
+	}
+	if n := viaSecond.Load(); n != 4 {
+		t.Errorf("%d of 8 sockets connected through the second URL, want 4", n)
+	}
+	if got := results[0].Server.URLs; len(got) != 2 || got[1] != second.URL {
+		t.Errorf("result names the nodes %q", got)
 	}
 }
 

@@ -87,7 +87,7 @@ func (s *socket) dial(ctx context.Context) error {
 	dctx := context.WithValue(ctx, connKey{}, &nc)
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+s.spec.Token)
-	ws, resp, err := websocket.Dial(dctx, s.w.wsURL, &websocket.DialOptions{
+	ws, resp, err := websocket.Dial(dctx, s.w.wsURLs[s.spec.Node], &websocket.DialOptions{
 		HTTPClient:      s.w.client,
 		HTTPHeader:      h,
 		CompressionMode: websocket.CompressionDisabled,

@@ -19,7 +19,7 @@ import (
 // about every second, and a done line when a command finishes.
 type Worker struct {
 	job    Job
-	wsURL  string
+	wsURLs []string // by node (SockSpec.Node)
 	client *http.Client
 	socks  []*socket
 
@@ -56,7 +56,19 @@ func ServeWorker(ctx context.Context, r io.Reader, w io.Writer) error {
 	if len(job.Sockets) > maxSocketsPerWorker {
 		return fmt.Errorf("worker: %d sockets, more than %d per process", len(job.Sockets), maxSocketsPerWorker)
 	}
-	wk := &Worker{job: job, wsURL: wsURL(job.URL), client: newHTTPClient(), out: json.NewEncoder(w)}
+	urls := job.URLs
+	if len(urls) == 0 {
+		urls = []string{job.URL}
+	}
+	wk := &Worker{job: job, client: newHTTPClient(), out: json.NewEncoder(w)}
+	for _, u := range urls {
+		wk.wsURLs = append(wk.wsURLs, wsURL(u))
+	}
+	for _, spec := range job.Sockets {
+		if spec.Node < 0 || spec.Node >= len(urls) {
+			return fmt.Errorf("worker: socket of user %s on node %d of %d", spec.User, spec.Node, len(urls))
+		}
+	}
 	wk.resetPhase("setup", false)
 	// Message ids are unique per sender across runs (a repeated id would be
 	// taken for a retry): worker, socket and the start time of this process.
