@@ -28,6 +28,8 @@ import (
 //   - its clients reconnect to another node and go on sending (acks arrive
 //     for them while the node is dead); the other nodes' clients never lose
 //     their connection and keep getting acks throughout;
+//   - a device whose only socket was on the killed node goes offline on
+//     the other nodes once its session's TTL runs out;
 //   - the killed node, restarted on its address, rejoins: a device that
 //     knows only that node sends through it and receives everything the
 //     others post after it connected, down to a last message posted in
@@ -57,7 +59,7 @@ func TestClusterKillNode(t *testing.T) {
 	procs := make([]*parleydProc, nodes)
 	for i := range procs {
 		p := newParleydProc(t, bin)
-		p.extra = []string{"--postgres", schemaURL, "--nats", ns.ClientURL(), "--node-id", fmt.Sprintf("node%d", i)}
+		p.extra = []string{"--postgres", schemaURL, "--nats", ns.ClientURL(), "--node-id", fmt.Sprintf("node%d", i), "--session-ttl", "2s"}
 		p.start() // one at a time: the first one migrates the schema
 		procs[i] = p
 	}
@@ -170,6 +172,17 @@ func TestClusterKillNode(t *testing.T) {
 			go send(users[m], cs.conv, users[m].sdk.c, "d1")
 		}
 	}
+	// A device with a raw socket on the victim only (it will not move), and
+	// a watcher of its presence on node0: the dead node cannot say the
+	// device left, so its session in the registry must expire (--session-ttl
+	// 2s) and node0 announce it offline.
+	ghost, watcher := newAccount(t, procs[victim].srv, "ghost"), newAccount(t, procs[0].srv, "watcher")
+	dial(t, procs[victim].srv, ghost.Token)
+	w := dial(t, procs[0].srv, watcher.Token)
+	w.send(map[string]any{"type": "presence_subscribe", "user_ids": []string{ghost.UserID}})
+	for p := w.expect("presence"); p.str("status") != "online"; p = w.expect("presence") {
+	}
+
 	trafficAt := time.Now()
 	waitUntil(t, 30*time.Second, "200 acks before the kill", func() bool { return acked.Load() >= 200 })
 	time.Sleep(300 * time.Millisecond) // the workload's length, not an assertion
@@ -219,7 +232,13 @@ func TestClusterKillNode(t *testing.T) {
 	}
 	t.Logf("node%d killed with SIGKILL %v into the traffic, after %d acks, with %d sends of its clients unacked",
 		victim, killAt.Sub(trafficAt).Round(time.Millisecond), ackedAtKill, len(cut))
-	time.Sleep(3 * time.Second) // the outage's length
+	if p := w.expect("presence"); p.str("status") != "offline" || p.str("user_id") != ghost.UserID {
+		t.Fatalf("node0's presence of the device on the dead node: %v", p)
+	}
+	t.Logf("the dead node's device announced offline on node0 %v after the kill (session TTL 2s, grace 1s)", time.Since(killAt).Round(time.Millisecond))
+	if d := time.Until(killAt.Add(3 * time.Second)); d > 0 {
+		time.Sleep(d) // the outage's length
+	}
 	restartAt := time.Now()
 	procs[victim].restart()
 	readyAt := time.Now()
