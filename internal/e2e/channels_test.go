@@ -343,23 +343,7 @@ func TestClusterChannelFanoutOnRead(t *testing.T) {
 	users := []*sdkUser{connectSDK(t, members[2], cl.nodes[2].URL), connectSDK(t, members[3], cl.nodes[0].URL),
 		connectSDK(t, members[4], cl.nodes[1].URL), connectSDK(t, members[7], cl.nodes[1].URL)}
 	const each = 10
-	var wg sync.WaitGroup
-	for _, u := range users[:3] {
-		wg.Add(1)
-		go func(u *sdkUser) {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				_, err := u.c.Send(ctx, grp, fmt.Sprintf("%s %d", u.acct.Username, i))
-				cancel()
-				if err != nil {
-					t.Errorf("%s send: %v", u.acct.Username, err)
-					return
-				}
-			}
-		}(u)
-	}
-	wg.Wait()
+	sendConcurrently(t, users[:3], grp, each)
 	for _, u := range users {
 		u.waitFor(t, grp, 3*each)
 	}

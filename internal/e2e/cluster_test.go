@@ -175,14 +175,24 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	// two nodes' deliveries interleave).
 	users := []*sdkUser{connectSDK(t, alice, n0.URL), connectSDK(t, bob, n1.URL), connectSDK(t, carol, n2.URL)}
 	const each = 15
+	sendConcurrently(t, users, grp, each)
+	for _, u := range users {
+		u.waitFor(t, grp, 3*each)
+	}
+}
+
+// sendConcurrently has every user send n messages into conv, all users at
+// once, each waiting for its acks.
+func sendConcurrently(t *testing.T, users []*sdkUser, conv string, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for _, u := range users {
 		wg.Add(1)
 		go func(u *sdkUser) {
 			defer wg.Done()
-			for i := 0; i < each; i++ {
+			for i := 0; i < n; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				_, err := u.c.Send(ctx, grp, fmt.Sprintf("%s %d", u.acct.Username, i))
+				_, err := u.c.Send(ctx, conv, fmt.Sprintf("%s %d", u.acct.Username, i))
 				cancel()
 				if err != nil {
 					t.Errorf("%s send: %v", u.acct.Username, err)
@@ -192,9 +202,6 @@ func TestClusterOfThreeNodes(t *testing.T) {
 		}(u)
 	}
 	wg.Wait()
-	for _, u := range users {
-		u.waitFor(t, grp, 3*each)
-	}
 }
 
 func TestClusterNodeLossClientsMoveAndSync(t *testing.T) {

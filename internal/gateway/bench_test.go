@@ -31,6 +31,26 @@ func benchGateway() *Gateway {
 	return g
 }
 
+// registerDraining registers a socket whose writer takes every frame and
+// counts its bytes in taken (the frames are then dropped).
+func registerDraining(b *testing.B, g *Gateway, sess chat.Session, ctx context.Context, taken *atomic.Int64) {
+	b.Helper()
+	c := &conn{g: g, sess: sess, ctx: ctx}
+	c.q = newOutQueue(1<<20, func() {
+		for {
+			f := c.q.take(nil)
+			if f == nil {
+				return
+			}
+			taken.Add(int64(len(f)))
+		}
+	})
+	if err := g.hub.register(c); err != nil {
+		b.Fatal(err)
+	}
+	c.q.start()
+}
+
 // BenchmarkHubFanout publishes one message to the topics of a group's
 // members, as the service's publisher does, and lets every socket's writer
 // take its frame (the frames are then dropped): hub lookup, the shared
@@ -43,20 +63,7 @@ func BenchmarkHubFanout(b *testing.B) {
 			users := make([]string, members)
 			for i := range users {
 				users[i] = fmt.Sprintf("user-%03d", i)
-				c := &conn{g: g, sess: chat.Session{UserID: users[i], DeviceID: "dev-" + users[i]}}
-				c.q = newOutQueue(1<<20, func() {
-					for {
-						f := c.q.take(nil)
-						if f == nil {
-							return
-						}
-						taken.Add(int64(len(f)))
-					}
-				})
-				if err := g.hub.register(c); err != nil {
-					b.Fatal(err)
-				}
-				c.q.start()
+				registerDraining(b, g, chat.Session{UserID: users[i], DeviceID: "dev-" + users[i]}, context.Background(), &taken)
 			}
 			ctx := context.Background()
 			n := 0

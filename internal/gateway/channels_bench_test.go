@@ -116,20 +116,7 @@ func benchChannelFanout(b *testing.B, bc *benchChannel, busName string, channel 
 
 	var taken atomic.Int64
 	for _, sess := range bc.users {
-		c := &conn{g: g, sess: sess, ctx: ctx}
-		c.q = newOutQueue(1<<20, func() {
-			for {
-				f := c.q.take(nil)
-				if f == nil {
-					return
-				}
-				taken.Add(int64(len(f)))
-			}
-		})
-		if err := g.hub.register(c); err != nil {
-			b.Fatal(err)
-		}
-		c.q.start()
+		registerDraining(b, g, sess, ctx, &taken)
 	}
 	if busName == "nats" {
 		time.Sleep(200 * time.Millisecond) // subscriptions reach the server

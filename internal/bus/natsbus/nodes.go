@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -25,29 +24,9 @@ type Nodes struct {
 // same options; Bucket defaults to DefaultNodesBucket and TTL to
 // DefaultRegistryTTL.
 func NewNodes(ctx context.Context, b *Bus, opts RegistryOptions) (*Nodes, error) {
-	if opts.Bucket == "" {
-		opts.Bucket = DefaultNodesBucket
-	}
-	if opts.TTL == 0 {
-		opts.TTL = DefaultRegistryTTL
-	}
-	if opts.TTL < time.Second {
-		return nil, fmt.Errorf("natsbus: node directory TTL %v: at least 1s", opts.TTL)
-	}
-	js, err := jetstream.New(b.nc)
+	kv, _, err := ttlBucket(ctx, b, opts, DefaultNodesBucket, "Parley nodes: nodeID = URL the other nodes reach it at", false)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: node directory: %w", err)
-	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      opts.Bucket,
-		Description: "Parley nodes: nodeID = URL the other nodes reach it at",
-		History:     1,
-		TTL:         opts.TTL,
-		Storage:     opts.Storage,
-		Replicas:    max(opts.Replicas, 1),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("natsbus: node directory bucket %s: %w", opts.Bucket, jsError(err))
 	}
 	return &Nodes{kv: kv}, nil
 }

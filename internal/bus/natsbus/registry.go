@@ -53,35 +53,47 @@ type Registry struct {
 // NewRegistry creates or updates the bucket and returns its registry.
 // Every node may call it with the same options.
 func NewRegistry(ctx context.Context, b *Bus, opts RegistryOptions) (*Registry, error) {
+	kv, ttl, err := ttlBucket(ctx, b, opts, DefaultRegistryBucket, "Parley sessions: <userID>.<deviceID> = nodeID", true)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: registry: %w", err)
+	}
+	return &Registry{nc: b.nc, kv: kv, ttl: ttl, log: b.log}, nil
+}
+
+// ttlBucket creates or updates a KV bucket whose keys expire after the TTL
+// unless put again, filling opts' defaults (bucket name defaultBucket, TTL
+// DefaultRegistryTTL, one replica). markers keeps expiry markers, so that
+// watchers see keys expire.
+func ttlBucket(ctx context.Context, b *Bus, opts RegistryOptions, defaultBucket, description string, markers bool) (jetstream.KeyValue, time.Duration, error) {
 	if opts.Bucket == "" {
-		opts.Bucket = DefaultRegistryBucket
+		opts.Bucket = defaultBucket
 	}
 	if opts.TTL == 0 {
 		opts.TTL = DefaultRegistryTTL
 	}
 	if opts.TTL < time.Second {
-		return nil, fmt.Errorf("natsbus: registry TTL %v: at least 1s", opts.TTL)
-	}
-	if opts.Replicas <= 0 {
-		opts.Replicas = 1
+		return nil, 0, fmt.Errorf("TTL %v: at least 1s", opts.TTL)
 	}
 	js, err := jetstream.New(b.nc)
 	if err != nil {
-		return nil, fmt.Errorf("natsbus: registry: %w", err)
+		return nil, 0, err
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:         opts.Bucket,
-		Description:    "Parley sessions: <userID>.<deviceID> = nodeID",
-		History:        1,
-		TTL:            opts.TTL,
-		LimitMarkerTTL: opts.TTL,
-		Storage:        opts.Storage,
-		Replicas:       opts.Replicas,
-	})
+	cfg := jetstream.KeyValueConfig{
+		Bucket:      opts.Bucket,
+		Description: description,
+		History:     1,
+		TTL:         opts.TTL,
+		Storage:     opts.Storage,
+		Replicas:    max(opts.Replicas, 1),
+	}
+	if markers {
+		cfg.LimitMarkerTTL = opts.TTL
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("natsbus: registry bucket %s: %w", opts.Bucket, jsError(err))
+		return nil, 0, fmt.Errorf("bucket %s: %w", opts.Bucket, jsError(err))
 	}
-	return &Registry{nc: b.nc, kv: kv, ttl: opts.TTL, log: b.log}, nil
+	return kv, opts.TTL, nil
 }
 
 // TTL is how long a session lives without a refresh.
