@@ -71,6 +71,7 @@ export class Push {
     this.onChange = onChange;
     this.state = 'checking';
     this.error = '';
+    this.turning = 'on'; // while 'working': turning 'on' or 'off'
     this.key = ''; // the server's VAPID public key (base64url)
     this.timeout = SUBSCRIBE_TIMEOUT; // the end-to-end tests shorten it
     this.stopped = false;
@@ -197,6 +198,7 @@ export class Push {
     if (!pushSupported()) { this.set('unsupported'); return Promise.resolve(false); }
     // Asked at once, inside the click: browsers allow the prompt only there.
     const asked = Notification.requestPermission().catch(() => Notification.permission);
+    this.turning = 'on';
     this.set('working');
     return this.serial(async () => {
       const perm = await asked;
@@ -211,6 +213,7 @@ export class Push {
 
   /** Turn push off for this device. */
   disable() {
+    this.turning = 'off';
     this.set('working');
     return this.serial(async () => {
       await this.forget();
@@ -221,11 +224,13 @@ export class Push {
   // ---- the work ----------------------------------------------------------------
 
   async subscribe() {
+    this.turning = 'on';
     this.set('working');
     let pending = null;
+    let sub = null;
     try {
       const reg = await this.register();
-      let sub = await reg.pushManager.getSubscription();
+      sub = await reg.pushManager.getSubscription();
       if (sub && sub.options && sub.options.applicationServerKey && toB64url(sub.options.applicationServerKey) !== this.key) {
         await sub.unsubscribe(); // made for another server key (the server's was replaced)
         sub = null;
@@ -238,6 +243,11 @@ export class Push {
       await this.tellServer(sub);
       return true;
     } catch (e) {
+      const saved = this.saved();
+      if (sub && saved && saved.endpoint === sub.endpoint && (e.status === 0 || e.status >= 500)) {
+        this.set('on'); // only the renewal failed (offline at start): the server has it already
+        return true;
+      }
       if (!this.stopped) this.set('error', explain(e));
       if (e instanceof Timeout && pending) this.late(pending);
       return false;

@@ -292,7 +292,6 @@ export function receiptDialog(client, convId, msgSeq) {
 const PUSH_TEXT = {
   on: 'On: this device is notified of new messages while Parley is closed.',
   off: 'Off: turn them on to hear about new messages while Parley is closed.',
-  working: 'Turning notifications on…',
   blocked: "Blocked: notifications are turned off for this site in the browser's settings. Allow them there to turn them on here.",
   unsupported: "This browser can't receive push notifications. (On iPhone and iPad, add Parley to the Home Screen first.)",
   error: 'Off: turning them on failed.',
@@ -309,9 +308,10 @@ export function notificationsDialog(client) {
     const s = push.state;
     if (!push.offered) { dialog.close(); return; }
     status.dataset.state = s;
-    status.replaceChildren(icon(s === 'on' ? 'bell' : s === 'error' ? 'alert' : 'bellOff'), h('span', null, PUSH_TEXT[s] || s));
+    const text = s === 'working' ? `Turning notifications ${push.turning}…` : PUSH_TEXT[s] || s;
+    status.replaceChildren(icon(s === 'on' ? 'bell' : s === 'error' ? 'alert' : 'bellOff'), h('span', null, text));
     err.textContent = s === 'error' || s === 'off' ? push.error : '';
-    enable.hidden = !(s === 'off' || s === 'error' || s === 'working');
+    enable.hidden = !(s === 'off' || s === 'error' || (s === 'working' && push.turning === 'on'));
     enable.disabled = s === 'working';
     off.hidden = s !== 'on';
   }
