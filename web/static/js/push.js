@@ -14,6 +14,7 @@
 const KEY = 'parley.push'; // {user_id, device_id, subscription_id, endpoint}: what this session agreed to
 const SUBSCRIBE_TIMEOUT = 30_000; // Chromium's subscribe() waits forever when its push service is unreachable
 const UNSUBSCRIBE_TIMEOUT = 5_000;
+const WORKER_TIMEOUT = 30_000; // installing and activating sw.js
 const RECHECK = 30_000; // the server could not be asked: ask again after this long
 
 /** base64url (padding optional) → bytes. */
@@ -55,6 +56,7 @@ function within(p, ms, what) {
 
 /** Why subscribing failed, in words for the user. */
 function explain(e) {
+  if (e instanceof Timeout && e.message === 'service worker') return 'The service worker did not start. Reload the page and try again.';
   if (e instanceof Timeout) return "The browser's push service did not answer. Check the connection and try again.";
   if (e && e.status === 0) return "Can't reach the server. Check your connection.";
   if (e && e.status) return `The server refused the subscription: ${e.message}`;
@@ -73,7 +75,7 @@ export class Push {
     this.error = '';
     this.turning = 'on'; // while 'working': turning 'on' or 'off'
     this.key = ''; // the server's VAPID public key (base64url)
-    this.timeout = SUBSCRIBE_TIMEOUT; // the end-to-end tests shorten it
+    this.timeout = SUBSCRIBE_TIMEOUT; // for subscribe(); the end-to-end tests shorten it
     this.stopped = false;
     this.queue = Promise.resolve(); // one operation at a time
   }
@@ -287,7 +289,7 @@ export class Push {
   /** The service worker that shows the notifications, active. */
   async register() {
     await navigator.serviceWorker.register('sw.js', { scope: './' });
-    return within(navigator.serviceWorker.ready, this.timeout, 'service worker');
+    return within(navigator.serviceWorker.ready, WORKER_TIMEOUT, 'service worker');
   }
 
   /** Delete the server's subscription (while the token works) and the browser's. */
