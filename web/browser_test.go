@@ -110,6 +110,15 @@ func TestBrowser(t *testing.T) {
 			runScript(t, node, script, srv.URL)
 		})
 	}
+	t.Run("push", func(t *testing.T) {
+		// Notifications of one conversation 2 s apart (not 30), and the
+		// script's Web Push receiver on 127.0.0.1 over plain http accepted.
+		srv := servertest.Start(t, func(c *server.Config) {
+			c.Push.Window = 2 * time.Second
+			c.Push.AllowLoopback = true
+		})
+		runScript(t, node, "push.mjs", srv.URL)
+	})
 	t.Run("failures", func(t *testing.T) {
 		// 5 messages a minute: the sixth in a burst gets 429 with retry_after ≈ 12 s.
 		srv := servertest.Start(t, func(c *server.Config) { c.MessageRate = 5 })

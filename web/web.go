@@ -24,6 +24,14 @@ func Handler() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
+		if r.URL.Path == "/sw.js" {
+			// The Web Push service worker. Served from the root, its scope
+			// is the whole app without a Service-Worker-Allowed header; the
+			// CSP above is also the worker's. Browsers check it for updates
+			// on navigation: no-cache makes them see a new build at once.
+			h.Set("Content-Type", "text/javascript; charset=utf-8")
+			h.Set("Cache-Control", "no-cache")
+		}
 		fileServer.ServeHTTP(w, r)
 	})
 }

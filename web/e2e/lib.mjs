@@ -11,16 +11,35 @@ if (!BASE) {
 
 export const T = { short: 5_000, normal: 15_000, long: 45_000 };
 
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+  // Hidden or occluded test windows must not throttle timers.
+  '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'];
+
 export async function launch() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     timeout: 60_000,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic',
-      // Hidden or occluded test windows must not throttle timers.
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'],
+    args: [...ARGS, '--disable-background-networking'],
   });
+}
+
+/**
+ * A browser with a profile on disk in dir (one device). Unlike launch()'s
+ * contexts, which are private windows, it has the Push API; extraArgs point
+ * its push service somewhere.
+ */
+export async function launchProfile(dir, extraArgs = [], opts = {}) {
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    timeout: 60_000,
+    viewport: { width: 1280, height: 800 },
+    args: [...ARGS, ...extraArgs],
+    ...opts,
+  });
+  context.setDefaultTimeout(T.normal);
+  return context;
 }
 
 /** A fresh browser context (its own localStorage: one device) with one page. */
@@ -126,13 +145,16 @@ export async function apiUser(username, display, password = 'correct horse') {
   return { ...u, token: s.token, device_id: s.device_id, password };
 }
 
-/** Log a page in as an apiUser() without the form (its token in localStorage). */
-export async function loginAs(page, u) {
+/**
+ * Log a page in as an apiUser() without the form (its token in
+ * localStorage), the notification prompt dismissed unless prompt is set.
+ */
+export async function loginAs(page, u, { prompt = false } = {}) {
   await page.goto(BASE + '/');
-  await page.evaluate((s) => {
+  await page.evaluate(({ s, prompt }) => {
     localStorage.setItem('parley.session', JSON.stringify(s));
-    localStorage.setItem('parley.notify.dismissed', '1');
-  }, { token: u.token, user_id: u.user_id, device_id: u.device_id, username: u.username, display_name: u.display_name });
+    if (!prompt) localStorage.setItem('parley.notify.dismissed', '1');
+  }, { s: { token: u.token, user_id: u.user_id, device_id: u.device_id, username: u.username, display_name: u.display_name }, prompt });
   await page.reload();
   await waitSynced(page);
 }

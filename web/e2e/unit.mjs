@@ -3,6 +3,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { ConvWindow, receiptOf, activityTime, previewText, duration, fileSize } from '../static/js/store.js';
 import { kindOf } from '../static/js/upload.js';
+import { fromB64url, toB64url, subscriptionBody } from '../static/js/push.js';
 import { initials, deviceName, presenceText, listTime, newMessageId, colorSlot } from '../static/js/util/format.js';
 
 const msg = (seq, sender = 'u1') => ({ seq, sender_id: sender, timestamp: seq * 1000, content: `m${seq}`, content_type: 'text' });
@@ -85,4 +86,19 @@ test('media helpers: kinds, sizes, durations, previews', () => {
   assert.equal(previewText({ content_type: 'image', content: 'Sunset' }), 'Photo: Sunset');
   assert.equal(previewText({ content_type: 'file', content: '', media: { name: 'minutes.pdf' } }), 'minutes.pdf');
   assert.equal(previewText({ content_type: 'voice', media: { duration_ms: 75_000 } }), 'Voice message (1:15)');
+});
+
+test('push helpers: base64url keys and the subscription body', () => {
+  // A VAPID key as the server sends it (65 bytes, base64url, no padding) survives the round trip.
+  const key = 'BBStDGFz7WWFWjJTkT9jKsQSYxYJvxjNJtorSTdz0MR7nbeXKb-QnrlO8W82CnzWbA4Z0prGZG9WgAkue9t5RF8';
+  const bytes = fromB64url(key);
+  assert.equal(bytes.length, 65);
+  assert.equal(bytes[0], 4, 'an uncompressed point');
+  assert.equal(toB64url(bytes), key);
+  assert.equal(toB64url(bytes.buffer), key, 'an ArrayBuffer (PushSubscriptionOptions.applicationServerKey) too');
+  assert.deepEqual([...fromB64url('_-8=')], [255, 239], 'padding and the URL alphabet');
+  assert.equal(toB64url(new Uint8Array([251, 255])), '-_8');
+  const json = { endpoint: 'https://push.example/abc', expirationTime: null, keys: { p256dh: 'BP', auth: 'au' } };
+  assert.deepEqual(subscriptionBody(json), { platform: 'webpush', endpoint: 'https://push.example/abc', keys: { p256dh: 'BP', auth: 'au' } });
+  assert.throws(() => subscriptionBody({ endpoint: 'https://push.example/abc', keys: {} }), /incomplete/);
 });

@@ -74,5 +74,8 @@ export function createApi(getToken = () => null, onUnauthorized = () => {}) {
     addMembers: (groupId, userIds) => req('POST', `/groups/${id(groupId)}/members`, { user_ids: userIds }),
     removeMember: (groupId, userId) => req('DELETE', `/groups/${id(groupId)}/members/${id(userId)}`),
     renameGroup: (groupId, name) => req('PATCH', `/groups/${id(groupId)}`, { name }),
+    vapidKey: () => req('GET', '/push/vapid-public-key'),
+    subscribePush: (subscription) => req('POST', '/push/subscriptions', subscription),
+    unsubscribePush: (subId) => req('DELETE', `/push/subscriptions/${id(subId)}`, undefined, { timeout: 5000 }),
   };
 }

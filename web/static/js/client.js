@@ -3,7 +3,7 @@
 // receipts, typing, presence). Views read its state and call its methods; it
 // announces changes with an 'update' event carrying the set of dirty topics:
 //   'list' (conversation list), 'conv:<id>' (one conversation and its
-//   messages), 'presence', 'users', 'conn', 'me'.
+//   messages), 'presence', 'users', 'conn', 'me', 'push' (Web Push state).
 // It also emits 'incoming' ({conv, message, backlog}) for each new message
 // from someone else, 'notice' ({text}) and 'ended' ({reason}).
 
@@ -13,6 +13,7 @@ import { Outbox } from './outbox.js';
 import { Users } from './users.js';
 import { ConvWindow, memberOf, peerOf, activityTime } from './store.js';
 import { Attachments } from './attachments.js';
+import { Push } from './push.js';
 
 const SYNC_LIMIT = 100; // messages per conversation asked for in `sync`
 const TYPING_TTL = 5000; // others' typing expires without a refresh
@@ -29,6 +30,7 @@ export class Client extends EventTarget {
     this.users = new Users(this.api, () => this.changed('users', 'list'));
     this.outbox = new Outbox(this.me);
     this.attachments = new Attachments(this); // uploads of files being sent
+    this.push = new Push(this.api, session, () => this.changed('push')); // Web Push for this device
     this.convs = new Map(); // id → Conversation (+ _snap, _addedAt)
     this.windows = new Map(); // id → ConvWindow
     this.presence = new Map(); // user id → {status, last_seen}
@@ -54,7 +56,10 @@ export class Client extends EventTarget {
     this.onVisibility = () => {
       if (document.visibilityState === 'visible') {
         this.socket.reconnectNow();
-        if (this.activeId) this.queueReceipts(this.activeId);
+        if (this.activeId) {
+          this.queueReceipts(this.activeId);
+          this.push.dismiss(this.activeId);
+        }
       }
     };
     this.onOnline = () => { this.socket.reconnectNow(); this.changed('conn'); };
@@ -72,6 +77,7 @@ export class Client extends EventTarget {
       this.changed('me');
     }).catch(() => {});
     this.socket.start();
+    this.push.start();
     this.timers = [
       setInterval(() => this.resendStale(), 5000),
       setInterval(() => this.changed('presence'), 30_000), // "last seen 5 min ago" moves on
@@ -95,10 +101,15 @@ export class Client extends EventTarget {
     if (this.ended) return;
     this.ended = true;
     this.stop();
+    this.push.ended(); // the token is dead: this browser stops receiving pushes
     this.dispatchEvent(new CustomEvent('ended', { detail: { reason } }));
   }
 
   async logout() {
+    // While the token still works: delete the push subscription on the server
+    // and unsubscribe the browser (the server also forgets the device's
+    // subscriptions on logout; the browser's must go too).
+    await this.push.logout();
     try { await this.api.logout(); } catch { /* the token is dropped locally anyway */ }
     for (const e of this.outbox.items) this.attachments.cancel(e.message_id);
     this.outbox.clear();
@@ -435,6 +446,7 @@ export class Client extends EventTarget {
       const w = this.windows.get(id);
       if (w && w.size < 30 && w.hasOlder) this.loadOlder(id);
       this.queueReceipts(id);
+      if (document.visibilityState === 'visible') this.push.dismiss(id); // read here: its notification is stale
     }
     this.changed('list', 'active', id ? `conv:${id}` : 'none');
   }

@@ -36,6 +36,13 @@ export function mountApp(root, client) {
   };
   const onPop = () => client.open(fromHash());
   window.addEventListener('popstate', onPop);
+  // A click on a push notification (sw.js) while this tab is open.
+  const onWorkerMessage = (ev) => {
+    const d = ev.data;
+    if (d && d.type === 'open_conversation' && typeof d.conversation_id === 'string' && d.conversation_id) openConversation(d.conversation_id);
+  };
+  const workers = 'serviceWorker' in navigator ? navigator.serviceWorker : null;
+  if (workers) workers.addEventListener('message', onWorkerMessage);
   const initial = fromHash();
   if (initial) client.open(initial);
 
@@ -124,7 +131,7 @@ export function mountApp(root, client) {
   client.addEventListener('notice', onNotice);
   window.addEventListener('online', onNet);
   window.addEventListener('offline', onNet);
-  render(new Set(['conn', 'list', 'active', 'presence', 'users', 'me']));
+  render(new Set(['conn', 'list', 'active', 'presence', 'users', 'me', 'push']));
 
   return {
     unmount() {
@@ -134,6 +141,7 @@ export function mountApp(root, client) {
       window.removeEventListener('online', onNet);
       window.removeEventListener('offline', onNet);
       window.removeEventListener('popstate', onPop);
+      if (workers) workers.removeEventListener('message', onWorkerMessage);
       clearTimeout(bannerTick);
       chat.destroy();
       sidebar.destroy();

@@ -1,6 +1,6 @@
 // Modal dialogs (native <dialog>: focus is trapped, Escape closes): new chat,
 // new group, chat info (members, rename, add, remove, leave), message info
-// (who read a group message) and confirmations.
+// (who read a group message), notifications (Web Push) and confirmations.
 import { h, icon, reconcile } from '../util/dom.js';
 import { presenceText, plural, clock } from '../util/format.js';
 import { memberOf, peerOf, previewText } from '../store.js';
@@ -287,4 +287,44 @@ export function receiptDialog(client, convId, msgSeq) {
   client.addEventListener('update', onUpdate);
   const dialog = openDialog({ title: 'Message info', body: box, className: 'modal-small', onClose: () => client.removeEventListener('update', onUpdate) });
   render();
+}
+
+const PUSH_TEXT = {
+  on: 'On: this device is notified of new messages while Parley is closed.',
+  off: 'Off: turn them on to hear about new messages while Parley is closed.',
+  blocked: "Blocked: notifications are turned off for this site in the browser's settings. Allow them there to turn them on here.",
+  unsupported: "This browser can't receive push notifications. (On iPhone and iPad, add Parley to the Home Screen first.)",
+  error: 'Off: turning them on failed.',
+};
+
+/** Web Push for this device: its state, and turning it on (after a click) or off. */
+export function notificationsDialog(client) {
+  const push = client.push;
+  const status = h('p', { class: 'push-status', role: 'status' });
+  const err = h('p', { class: 'form-error', role: 'alert' });
+  const enable = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => push.enable() }, icon('bell'), 'Enable notifications');
+  const off = h('button', { type: 'button', class: 'btn', onclick: () => push.disable() }, 'Turn off');
+  function render() {
+    const s = push.state;
+    if (!push.offered) { dialog.close(); return; }
+    status.dataset.state = s;
+    const text = s === 'working' ? `Turning notifications ${push.turning}…` : PUSH_TEXT[s] || s;
+    status.replaceChildren(icon(s === 'on' ? 'bell' : s === 'error' ? 'alert' : 'bellOff'), h('span', null, text));
+    err.textContent = s === 'error' || s === 'off' ? push.error : '';
+    enable.hidden = !(s === 'off' || s === 'error' || (s === 'working' && push.turning === 'on'));
+    enable.disabled = s === 'working';
+    off.hidden = s !== 'on';
+  }
+  const onUpdate = (ev) => { if (ev.detail.has('push')) render(); };
+  client.addEventListener('update', onUpdate);
+  const dialog = openDialog({
+    title: 'Notifications',
+    className: 'modal-small',
+    body: h('div', { class: 'stack' }, status,
+      h('p', { class: 'muted' }, 'A notification says who wrote and how many messages, never what they wrote.'),
+      err, h('div', { class: 'modal-actions' }, off, enable)),
+    onClose: () => client.removeEventListener('update', onUpdate),
+  });
+  render();
+  (enable.hidden ? (off.hidden ? dialog.querySelector('.modal-head .icon-btn') : off) : enable).focus();
 }

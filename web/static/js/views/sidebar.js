@@ -1,11 +1,12 @@
-// The sidebar: who I am, actions, the notification prompt, a filter and the
-// conversation list (most recent first, unread badges, presence, typing).
+// The sidebar: who I am, actions (notifications among them when the server
+// offers Web Push), the notification prompt, a filter and the conversation
+// list (most recent first, unread badges, presence, typing).
 import { h, icon, reconcile } from '../util/dom.js';
 import { listTime } from '../util/format.js';
 import { peerOf, previewText } from '../store.js';
 import { notifyPermission, askNotifyPermission } from '../notify.js';
 import { avatar } from './avatar.js';
-import { newChatDialog, newGroupDialog, confirmDialog } from './dialogs.js';
+import { newChatDialog, newGroupDialog, confirmDialog, notificationsDialog } from './dialogs.js';
 
 export class Sidebar {
   constructor(client, { open }) {
@@ -15,6 +16,8 @@ export class Sidebar {
     this.meBox = h('div', { class: 'me' });
     const btn = (name, label, onclick) => h('button', { type: 'button', class: 'icon-btn', 'aria-label': label, title: label, onclick }, icon(name));
     this.notifyBox = h('div', { class: 'notify-prompt', hidden: true });
+    this.bell = btn('bell', 'Notifications', () => notificationsDialog(client));
+    this.bell.hidden = true; // until the server says it offers Web Push
     this.search = h('input', {
       type: 'search', class: 'search-input', placeholder: 'Search chats', 'aria-label': 'Search chats',
       oninput: () => { this.filter = this.search.value.trim().toLowerCase(); this.renderList(); },
@@ -27,6 +30,7 @@ export class Sidebar {
         h('div', { class: 'side-actions' },
           btn('edit', 'New chat', () => newChatDialog(client, open)),
           btn('users', 'New group', () => newGroupDialog(client, open)),
+          this.bell,
           btn('logout', 'Log out', () => this.logout()))),
       this.notifyBox,
       h('div', { class: 'search' }, icon('search'), this.search),
@@ -34,6 +38,7 @@ export class Sidebar {
     this.notifyDismissed = localStorage.getItem('parley.notify.dismissed') === '1';
     this.renderMe();
     this.renderNotify();
+    this.renderBell();
   }
 
   async logout() {
@@ -63,7 +68,16 @@ export class Sidebar {
       h('span', null, 'Get notified about new messages'),
       h('button', {
         type: 'button', class: 'btn btn-small btn-primary',
-        onclick: async () => { await askNotifyPermission(); this.renderNotify(); },
+        onclick: async () => {
+          const push = this.client.push;
+          if (push.offered && push.state !== 'unsupported') {
+            // The same consent covers push: notified while Parley is closed too.
+            if (!await push.enable() && push.state === 'error') this.client.notice(push.error);
+          } else {
+            await askNotifyPermission();
+          }
+          this.renderNotify();
+        },
       }, 'Turn on'),
       h('button', {
         type: 'button', class: 'icon-btn icon-btn-small', 'aria-label': 'Dismiss', title: 'Dismiss',
@@ -71,7 +85,17 @@ export class Sidebar {
       }, icon('close')));
   }
 
+  renderBell() {
+    const push = this.client.push;
+    this.bell.hidden = !push.offered;
+    this.bell.classList.toggle('is-on', push.state === 'on');
+    const label = `Notifications: ${push.state === 'on' ? 'on' : push.state === 'blocked' ? 'blocked' : push.state === 'unsupported' ? 'not supported' : 'off'}`;
+    this.bell.setAttribute('aria-label', label);
+    this.bell.title = label;
+  }
+
   update(dirty) {
+    if (dirty.has('push')) { this.renderBell(); this.renderNotify(); }
     if (dirty.has('me') || dirty.has('users')) this.renderMe();
     if (dirty.has('list') || dirty.has('presence') || dirty.has('users') || dirty.has('active')) this.renderList();
   }
