@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -138,9 +139,11 @@ type Bus struct {
 	log    *slog.Logger
 	closed chan struct{} // closed by the connection's ClosedHandler
 
-	mu      sync.Mutex
-	subs    map[*nats.Subscription]struct{}
-	dropped uint64 // dropped by subscriptions already gone
+	mu       sync.RWMutex
+	subs     map[*nats.Subscription]*subscription
+	dropped  uint64        // dropped by nats.go for subscriptions already gone
+	overflow atomic.Uint64 // dropped from full subscription queues (dispatch.go)
+	disp     dispatcher
 
 	closeOnce sync.Once
 	closeErr  error
@@ -159,7 +162,7 @@ func Open(ctx context.Context, urls []string, opts Options) (*Bus, error) {
 	if err := validSubject(opts.Prefix + "x"); err != nil {
 		return nil, fmt.Errorf("natsbus: prefix %q: %w", opts.Prefix, err)
 	}
-	b := &Bus{opts: opts, log: opts.Logger, closed: make(chan struct{}), subs: make(map[*nats.Subscription]struct{})}
+	b := &Bus{opts: opts, log: opts.Logger, closed: make(chan struct{}), subs: make(map[*nats.Subscription]*subscription)}
 	var closeOnce sync.Once
 	nopts := append([]nats.Option(nil), opts.NATS...)
 	nopts = append(nopts,
@@ -192,6 +195,7 @@ func Open(ctx context.Context, urls []string, opts Options) (*Bus, error) {
 		nc, err := nats.Connect(url, nopts...)
 		if err == nil {
 			b.nc = nc
+			b.disp.start(b)
 			b.log.Info("nats connected", "server", nc.ConnectedUrlRedacted(), "name", opts.Name)
 			return b, nil
 		}
@@ -268,10 +272,12 @@ func publishError(err error) error {
 	}
 }
 
-// Subscribe calls h, on this subscription's own goroutine and in arrival
-// order, for every event published to topic until unsubscribe is called.
-// Events that do not decode are logged and skipped. A subscription made while
-// the connection is down takes effect when it is back.
+// Subscribe calls h, one event at a time and in arrival order, for every
+// event published to topic until unsubscribe is called; h runs on a
+// goroutine that exists only while the subscription has events waiting
+// (dispatch.go), so an idle subscription costs no goroutine. Events that do
+// not decode are logged and skipped. A subscription made while the
+// connection is down takes effect when it is back.
 func (b *Bus) Subscribe(topic string, h func(*chat.Event)) (func(), error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", chat.ErrInvalid)
@@ -280,23 +286,14 @@ func (b *Bus) Subscribe(topic string, h func(*chat.Event)) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	sub, err := b.nc.Subscribe(subj, func(m *nats.Msg) {
-		ev := new(chat.Event)
-		if err := json.Unmarshal(m.Data, ev); err != nil {
-			b.log.Warn("bus event does not decode", "subject", m.Subject, "err", err)
-			return
-		}
-		h(ev)
-	})
+	s := &subscription{b: b, h: h}
+	b.mu.Lock() // before the first message can be routed
+	sub, err := b.nc.ChanSubscribe(subj, b.disp.shard(subj))
 	if err != nil {
+		b.mu.Unlock()
 		return nil, fmt.Errorf("natsbus: subscribe %s: %w: %w", topic, chat.ErrUnavailable, err)
 	}
-	if err := sub.SetPendingLimits(b.opts.PendingMsgs, b.opts.PendingBytes); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("natsbus: subscribe %s: %w", topic, err)
-	}
-	b.mu.Lock()
-	b.subs[sub] = struct{}{}
+	b.subs[sub] = s
 	b.mu.Unlock()
 	var once sync.Once
 	return func() {
@@ -307,6 +304,7 @@ func (b *Bus) Subscribe(topic string, h func(*chat.Event)) (func(), error) {
 			}
 			delete(b.subs, sub)
 			b.mu.Unlock()
+			s.close()
 			_ = sub.Unsubscribe() // fails only if already closed with the connection
 		})
 	}, nil
@@ -315,9 +313,9 @@ func (b *Bus) Subscribe(topic string, h func(*chat.Event)) (func(), error) {
 // Dropped returns how many events this bus's subscriptions have dropped
 // because their handlers fell behind the pending limits.
 func (b *Bus) Dropped() uint64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := b.dropped
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	n := b.dropped + b.overflow.Load()
 	for sub := range b.subs {
 		if d, err := sub.Dropped(); err == nil {
 			n += uint64(d)
@@ -357,6 +355,17 @@ func (b *Bus) Close() error {
 		case <-time.After(b.opts.DrainTimeout + time.Second):
 			b.nc.Close()
 			err = errors.Join(err, errors.New("natsbus: drain timed out"))
+		}
+		// What the connection handed over before it closed still reaches
+		// the handlers.
+		close(b.disp.stop)
+		b.disp.loops.Wait()
+		handled := make(chan struct{})
+		go func() { b.disp.drains.Wait(); close(handled) }()
+		select {
+		case <-handled:
+		case <-time.After(b.opts.DrainTimeout):
+			err = errors.Join(err, errors.New("natsbus: handlers still running after the drain timeout"))
 		}
 		b.closeErr = err
 	})
