@@ -17,6 +17,8 @@ import (
 type Sessions interface {
 	// Put records or refreshes that the device has a socket on nodeID.
 	Put(ctx context.Context, userID, deviceID, nodeID string) error
+	// PutMany is Put for many sessions at once, pipelined.
+	PutMany(ctx context.Context, sessions []chat.Session, nodeID string) error
 	// Delete removes the device's session if nodeID still holds it.
 	Delete(ctx context.Context, userID, deviceID, nodeID string) error
 	// Devices returns the user's live sessions: device id → node id.
@@ -195,6 +197,9 @@ func (c *cluster) writeOne(s *shard) bool {
 	s.order = s.order[1:]
 	put := s.pending[k]
 	delete(s.pending, k)
+	if len(s.order) == 0 { // let a burst's arrays go (a refresh queues every session)
+		s.order, s.pending = nil, make(map[sessionKey]bool)
+	}
 	s.mu.Unlock()
 	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -211,12 +216,15 @@ func (c *cluster) writeOne(s *shard) bool {
 	return true
 }
 
-// refresh queues every local session again every TTL/3, so they outlive
-// the TTL while this node lives.
+// refresh puts every local session again every TTL/3, pipelined, so they
+// outlive the TTL while this node lives; that also repairs writes lost in a
+// NATS outage.
 func (c *cluster) refresh(ctx context.Context) {
 	defer c.done.Done()
-	t := time.NewTicker(c.reg.TTL() / 3)
+	every := c.reg.TTL() / 3
+	t := time.NewTicker(every)
 	defer t.Stop()
+	var sessions []chat.Session
 	for {
 		select {
 		case <-t.C:
@@ -230,10 +238,26 @@ func (c *cluster) refresh(ctx context.Context) {
 			}
 		}
 		h := c.hub
+		sessions = sessions[:0]
 		h.mu.RLock()
 		for uid, uc := range h.users {
-			for dev := range uc.devices {
-				c.put(uid, dev)
+			for conn := range uc.conns {
+				sessions = append(sessions, chat.Session{UserID: uid, DeviceID: conn.sess.DeviceID})
+			}
+		}
+		h.mu.RUnlock()
+		rctx, cancel := context.WithTimeout(ctx, every)
+		if err := c.reg.PutMany(rctx, sessions, c.node); err != nil {
+			c.hub.g.metrics.RegistryErrors.Inc()
+			c.hub.g.log.Warn("refreshing this node's sessions in the registry", "sessions", len(sessions), "err", err)
+		}
+		cancel()
+		// A device that left while its refresh was on the way may have had
+		// its delete overtaken by the put: delete it again.
+		h.mu.RLock()
+		for _, sess := range sessions {
+			if uc := h.users[sess.UserID]; uc == nil || !uc.hasDevice(sess.DeviceID) {
+				c.remove(sess.UserID, sess.DeviceID)
 			}
 		}
 		h.mu.RUnlock()

@@ -36,9 +36,18 @@ type hub struct {
 }
 
 type userConns struct {
-	conns   map[*conn]struct{}
-	devices map[string]int // open sockets per device (the registry keeps one session per device)
-	unsub   func()
+	conns map[*conn]struct{}
+	unsub func()
+}
+
+// hasDevice says whether one of the user's sockets here is the device's.
+func (uc *userConns) hasDevice(deviceID string) bool {
+	for c := range uc.conns {
+		if c.sess.DeviceID == deviceID {
+			return true
+		}
+	}
+	return false
 }
 
 // presence is what subscribers were last told about a user, and what is
@@ -104,14 +113,13 @@ func (h *hub) register(c *conn) error {
 			h.mu.Unlock()
 			return err
 		}
-		uc = &userConns{conns: make(map[*conn]struct{}, 1), devices: make(map[string]int, 1), unsub: unsub}
+		uc = &userConns{conns: make(map[*conn]struct{}, 1), unsub: unsub}
 		h.users[uid] = uc
 	}
-	uc.conns[c] = struct{}{}
-	uc.devices[dev]++
-	if uc.devices[dev] == 1 && h.cluster != nil {
+	if h.cluster != nil && !uc.hasDevice(dev) { // the registry keeps one session per device
 		h.cluster.put(uid, dev)
 	}
+	uc.conns[c] = struct{}{}
 	h.g.sockets.Add(1) // under the lock, so never after closeAll began waiting
 	p := h.presenceOf(uid)
 	p.hosted = true
@@ -138,11 +146,8 @@ func (h *hub) unregister(c *conn) {
 		return
 	}
 	delete(uc.conns, c)
-	if uc.devices[dev]--; uc.devices[dev] <= 0 {
-		delete(uc.devices, dev)
-		if h.cluster != nil {
-			h.cluster.remove(uid, dev)
-		}
+	if h.cluster != nil && !uc.hasDevice(dev) {
+		h.cluster.remove(uid, dev)
 	}
 	if len(uc.conns) == 0 {
 		delete(h.users, uid)

@@ -15,7 +15,7 @@ func (g *Gateway) DeviceOnline(userID, deviceID string) bool {
 	h := g.hub
 	h.mu.RLock()
 	uc := h.users[userID]
-	local := uc != nil && uc.devices[deviceID] > 0
+	local := uc != nil && uc.hasDevice(deviceID)
 	c := h.cluster
 	h.mu.RUnlock()
 	if local || c == nil {

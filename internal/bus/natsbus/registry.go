@@ -45,7 +45,9 @@ type RegistryOptions struct {
 // keys live on the subjects $KV.<bucket>.<userID>.<deviceID>.
 type Registry struct {
 	nc  *nats.Conn
+	js  jetstream.JetStream
 	kv  jetstream.KeyValue
+	pre string // the keys' subject prefix: $KV.<bucket>.
 	ttl time.Duration
 	log *slog.Logger
 }
@@ -57,7 +59,11 @@ func NewRegistry(ctx context.Context, b *Bus, opts RegistryOptions) (*Registry, 
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: registry: %w", err)
 	}
-	return &Registry{nc: b.nc, kv: kv, ttl: ttl, log: b.log}, nil
+	js, err := jetstream.New(b.nc)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: registry: %w", err)
+	}
+	return &Registry{nc: b.nc, js: js, kv: kv, pre: "$KV." + kv.Bucket() + ".", ttl: ttl, log: b.log}, nil
 }
 
 // ttlBucket creates or updates a KV bucket whose keys expire after the TTL
@@ -109,6 +115,58 @@ func (r *Registry) Put(ctx context.Context, userID, deviceID, nodeID string) err
 		return fmt.Errorf("natsbus: registry put: %w", jsError(err))
 	}
 	return nil
+}
+
+// PutMany records (or refreshes) that every session's device has a socket
+// on nodeID: one put per session like Put, but pipelined (asynchronous
+// publishes, then one wait for every acknowledgement), so refreshing a
+// node's 10,000 sessions costs a few round trips, not 10,000.
+func (r *Registry) PutMany(ctx context.Context, sessions []chat.Session, nodeID string) error {
+	var errs []error
+	for len(sessions) > 0 {
+		n := min(len(sessions), putManyBatch)
+		errs = append(errs, r.putBatch(ctx, sessions[:n], []byte(nodeID)))
+		if ctx.Err() != nil {
+			break
+		}
+		sessions = sessions[n:]
+	}
+	return errors.Join(errs...)
+}
+
+// putManyBatch bounds the publishes in flight (the JetStream client stalls
+// past 4,000 by default).
+const putManyBatch = 2048
+
+func (r *Registry) putBatch(ctx context.Context, sessions []chat.Session, value []byte) error {
+	var errs []error
+	futures := make([]jetstream.PubAckFuture, 0, len(sessions))
+	for _, sess := range sessions {
+		key, err := sessionKey(sess.UserID, sess.DeviceID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f, err := r.js.PublishAsync(r.pre+key, value)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("natsbus: registry put: %w", jsError(err)))
+			break
+		}
+		futures = append(futures, f)
+	}
+	select {
+	case <-r.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return errors.Join(append(errs, ctx.Err())...)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs = append(errs, fmt.Errorf("natsbus: registry put: %w", jsError(err)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Delete removes a device's session (its last socket on nodeID closed),
@@ -225,7 +283,7 @@ func (r *Registry) scan(ctx context.Context, userID string, metaOnly bool, f fun
 func (r *Registry) Watch(ctx context.Context, h func(chat.PresenceChange)) (stop func(), err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	status := r.nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
-	st := &presenceState{users: make(map[string]map[string]time.Time)}
+	st := &presenceState{users: make(map[string]devSeen)}
 	w, wcancel, err := r.load(ctx, st, h)
 	if err != nil {
 		cancel()
@@ -287,7 +345,7 @@ func (r *Registry) load(ctx context.Context, st *presenceState, h func(chat.Pres
 		stopWatcher(w)
 		return nil, nil, err
 	}
-	fresh := &presenceState{users: make(map[string]map[string]time.Time)}
+	fresh := &presenceState{users: make(map[string]devSeen)}
 	timeout := time.NewTimer(30 * time.Second)
 	defer timeout.Stop()
 	for loading := true; loading; {
@@ -351,9 +409,28 @@ func (r *Registry) follow(ctx context.Context, w jetstream.KeyWatcher, st *prese
 	}
 }
 
-// presenceState is a watcher's picture: user → device → last put.
+// presenceState is a watcher's picture: user → its devices' last puts. A
+// user has one or two devices as a rule, so a short slice, not a map.
 type presenceState struct {
-	users map[string]map[string]time.Time
+	users map[string]devSeen
+}
+
+// devSeen is a user's live sessions.
+type devSeen []devPut
+
+// devPut is one live session: its device and last put.
+type devPut struct {
+	dev string
+	at  time.Time
+}
+
+func (d devSeen) find(dev string) int {
+	for i := range d {
+		if d[i].dev == dev {
+			return i
+		}
+	}
+	return -1
 }
 
 // apply folds one KV entry into the state and says whether the user's
@@ -364,22 +441,24 @@ func (s *presenceState) apply(e jetstream.KeyValueEntry) (chat.PresenceChange, b
 		return chat.PresenceChange{}, false
 	}
 	devs := s.users[user]
+	i := devs.find(dev)
 	switch e.Operation() {
 	case jetstream.KeyValuePut:
-		if devs == nil {
-			devs = make(map[string]time.Time, 1)
-			s.users[user] = devs
-		}
 		wasOnline := len(devs) > 0
-		devs[dev] = e.Created()
+		if i >= 0 {
+			devs[i].at = e.Created()
+		} else {
+			s.users[user] = append(devs, devPut{dev, e.Created()})
+		}
 		return chat.PresenceChange{UserID: user, Online: true, LastSeen: e.Created().UnixMilli()}, !wasOnline
 	default: // deleted, or purged by expiry
-		seen, had := devs[dev]
-		if !had {
+		if i < 0 {
 			return chat.PresenceChange{}, false
 		}
-		delete(devs, dev)
-		if len(devs) > 0 {
+		seen := devs[i].at
+		if len(devs) > 1 {
+			devs[i] = devs[len(devs)-1]
+			s.users[user] = devs[:len(devs)-1]
 			return chat.PresenceChange{}, false
 		}
 		delete(s.users, user)
@@ -394,11 +473,11 @@ func (s *presenceState) apply(e jetstream.KeyValueEntry) (chat.PresenceChange, b
 func (r *Registry) gone() bool { return r.nc.IsClosed() || r.nc.IsDraining() }
 
 // latest returns the last put among a user's devices.
-func latest(devs map[string]time.Time) time.Time {
+func latest(devs devSeen) time.Time {
 	var t time.Time
 	for _, d := range devs {
-		if d.After(t) {
-			t = d
+		if d.at.After(t) {
+			t = d.at
 		}
 	}
 	return t

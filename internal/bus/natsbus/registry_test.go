@@ -3,6 +3,7 @@ package natsbus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -295,4 +296,39 @@ func TestNodesDirectory(t *testing.T) {
 		_, err := n.NodeURL(t.Context(), "node-1")
 		return errors.Is(err, chat.ErrNotFound)
 	})
+}
+
+// TestRegistryPutMany: a pipelined refresh of many sessions puts every one
+// (watchers see each user once), and a bad id is reported without stopping
+// the others.
+func TestRegistryPutMany(t *testing.T) {
+	s := startServer(t)
+	r := newRegistry(t, openBus(t, s, natsbus.Options{}), natsbus.RegistryOptions{})
+	ch := make(chan chat.PresenceChange, 6000)
+	stop, err := r.Watch(t.Context(), func(p chat.PresenceChange) { ch <- p })
+	must(t, err)
+	t.Cleanup(stop)
+	const n = 5000 // more than one batch
+	sessions := make([]chat.Session, 0, n+1)
+	for i := range n {
+		sessions = append(sessions, chat.Session{UserID: fmt.Sprintf("u%05d", i), DeviceID: "d"})
+	}
+	sessions = append(sessions, chat.Session{UserID: "bad.id", DeviceID: "d"})
+	if err := r.PutMany(t.Context(), sessions, "node-1"); !errors.Is(err, chat.ErrInvalid) {
+		t.Fatalf("PutMany with one bad id: %v", err)
+	}
+	seen := map[string]bool{}
+	for len(seen) < n {
+		p := next(t, ch)
+		if !p.Online || seen[p.UserID] {
+			t.Fatalf("unexpected change %+v", p)
+		}
+		seen[p.UserID] = true
+	}
+	if devs, err := r.Devices(t.Context(), "u04999"); err != nil || devs["d"] != "node-1" {
+		t.Fatalf("the last session: %v, %v", devs, err)
+	}
+	none(t, ch, 200*time.Millisecond) // a refresh of live sessions changes nothing
+	must(t, r.PutMany(t.Context(), sessions[:n], "node-1"))
+	none(t, ch, 200*time.Millisecond)
 }
