@@ -408,13 +408,9 @@ func testPushGoneSubscriptionIsDeleted(t *testing.T, startPushNode pushNodeStart
 	st.wp.Forget(ua.ID) // the browser dropped it: 410 Gone
 	a := dial(t, srv, alice.Token)
 	sendAll(t, a, direct(t, srv, alice, bob), "x")
-	deadline := time.Now().Add(10 * time.Second)
-	for !hasMetric(t, srv, `parley_push_sends_total{outcome="gone",platform="webpush"}`) {
-		if time.Now().After(deadline) {
-			t.Fatal("the 410 Gone was never counted")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, "the 410 Gone to be counted", func() bool {
+		return hasMetric(t, srv, `parley_push_sends_total{outcome="gone",platform="webpush"}`)
+	})
 	// Outcomes are counted once stored: the subscription is gone by now.
 	if st := api(t, srv, "DELETE", "/api/v1/push/subscriptions/"+id, bob.Token, nil, nil); st != http.StatusNotFound {
 		t.Fatalf("a subscription answered 410 Gone is still there (DELETE: %d)", st)
@@ -534,13 +530,9 @@ func TestPushJetStreamJobSurvivesKill9(t *testing.T) {
 	st.wp.Script(ua.ID, pushtest.Response{Status: 503, RetryAfter: "4"})
 	a := dial(t, srv, alice.Token)
 	sendAll(t, a, direct(t, srv, alice, bob), "first")
-	deadline := time.Now().Add(10 * time.Second)
-	for !hasMetric(t, srv, `parley_push_sends_total{outcome="retry",platform="webpush"}`) {
-		if time.Now().After(deadline) {
-			t.Fatal("the 503 was never counted")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, "the 503 to be counted", func() bool {
+		return hasMetric(t, srv, `parley_push_sends_total{outcome="retry",platform="webpush"}`)
+	})
 	time.Sleep(300 * time.Millisecond) // the NAK with its delay reaches nats-server
 	proc.kill()
 	killed := time.Now()
@@ -563,13 +555,7 @@ func TestPushJetStreamJobSurvivesKill9(t *testing.T) {
 	if n := got[0].Note; n.Count != 1 || n.Body != alice.Username+" sent you a message" {
 		t.Fatalf("after the restart: %+v", n)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for pushStream(t, ns).Msgs != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the sent job stayed in the push stream")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, "the sent job to leave the push stream", func() bool { return pushStream(t, ns).Msgs == 0 })
 }
 
 // outboxJobs counts the jobs in the push outbox of a stopped node's store,
@@ -631,13 +617,9 @@ func TestPushJetStreamJobGoesToAnotherNode(t *testing.T) {
 	if got[0].Note.Count != 1 {
 		t.Fatalf("delivered %+v", got[0].Note)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for !hasMetric(t, other, `parley_push_sends_total{outcome="sent",platform="fcm"}`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("node%d did not count the send", 1-first)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, fmt.Sprintf("node%d to count the send", 1-first), func() bool {
+		return hasMetric(t, other, `parley_push_sends_total{outcome="sent",platform="fcm"}`)
+	})
 	if s := pushStream(t, cl.nats); s.LastSeq != 1 || s.Msgs != 0 {
 		t.Fatalf("push stream: %d enqueued, %d left; want 1, 0", s.LastSeq, s.Msgs)
 	}
