@@ -150,7 +150,7 @@ func rawSocketSeesSeqOrder(t *testing.T, fanoutDirectMax int) {
 	// order holds from there (a stream's very first message cannot be
 	// checked against an earlier one still on its way: docs/scale-out.md).
 	a.send(sendText(conv, "first", "hello"))
-	a.expect("ack")
+	a.expect("ack", "conversation_updated")
 	if f := c.expect("new_message", "conversation_updated"); f.num("seq") != 1 {
 		t.Fatalf("first message %v", f)
 	}
@@ -184,7 +184,7 @@ func TestClusterReorderNeverPushesWhatSyncBrings(t *testing.T) {
 	c := dial(t, n1, carol.Token)
 	send := func(i int) {
 		a.send(sendText(conv, fmt.Sprintf("m-%d", i), "hello"))
-		a.expect("ack", "message_status")
+		a.expect("ack", "message_status", "conversation_updated")
 	}
 	send(1)
 	if f := c.expect("new_message", "conversation_updated"); f.num("seq") != 1 {
