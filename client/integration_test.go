@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -657,4 +658,44 @@ func restSend(ctx context.Context, t *testing.T, srv *servertest.Server, acc acc
 	sctx, scancel := context.WithTimeout(ctx, waitFor)
 	defer scancel()
 	return c.Send(sctx, conv, text)
+}
+
+// deadURL returns a URL on which nothing listens.
+func deadURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + ln.Addr().String()
+	ln.Close()
+	return u
+}
+
+// TestRESTPassesOverUnreachableNodes: register, login and the client's REST
+// calls go to the next node of the list when one cannot be reached, and an
+// answer from a node (even an error) is final.
+func TestRESTPassesOverUnreachableNodes(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	dead := deadURL(t)
+	nodes := dead + "," + srv.URL
+	u, err := client.Register(ctx, nodes, "failover", "password-failover", "")
+	if err != nil || u.Username != "failover" {
+		t.Fatalf("register through a dead first node: %+v, %v", u, err)
+	}
+	if _, err := client.Register(ctx, nodes, "failover", "password-failover", ""); client.StatusOf(err) != 409 {
+		t.Fatalf("the second register must reach the live node and get its 409: %v", err)
+	}
+	s, err := client.Login(ctx, nodes, client.LoginRequest{Username: "failover", Password: "password-failover"})
+	if err != nil || s.Token == "" {
+		t.Fatalf("login through a dead first node: %+v, %v", s, err)
+	}
+	c := client.New(client.Config{URLs: []string{dead, srv.URL}, Token: s.Token})
+	if me, err := c.Me(ctx); err != nil || me.UserID != u.UserID {
+		t.Fatalf("Me with the current URL dead: %+v, %v", me, err)
+	}
+	if _, err := client.Login(ctx, dead, client.LoginRequest{Username: "failover", Password: "x"}); err == nil || client.StatusOf(err) != 0 {
+		t.Fatalf("login with only a dead node: %v", err)
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -17,22 +19,50 @@ import (
 const maxResponseBody = 64 << 20
 
 // Register creates an account (POST /api/v1/auth/register). displayName may
-// be empty.
+// be empty. baseURL may list a cluster's nodes, comma-separated: a node that
+// cannot be reached is passed over for the next.
 func Register(ctx context.Context, baseURL, username, password, displayName string) (User, error) {
 	body := map[string]string{"username": username, "password": password}
 	if displayName != "" {
 		body["display_name"] = displayName
 	}
 	var u User
-	err := doJSON(ctx, http.DefaultClient, http.MethodPost, endpoint(baseURL, "/auth/register"), "", body, &u)
+	err := eachReachable(strings.Split(baseURL, ","), 0, func(base string) error {
+		return doJSON(ctx, http.DefaultClient, http.MethodPost, endpoint(base, "/auth/register"), "", body, &u)
+	})
 	return u, err
 }
 
 // Login opens a session (POST /api/v1/auth/login) and returns its token.
+// baseURL may list a cluster's nodes, as for Register.
 func Login(ctx context.Context, baseURL string, req LoginRequest) (Session, error) {
 	var s Session
-	err := doJSON(ctx, http.DefaultClient, http.MethodPost, endpoint(baseURL, "/auth/login"), "", req, &s)
+	err := eachReachable(strings.Split(baseURL, ","), 0, func(base string) error {
+		return doJSON(ctx, http.DefaultClient, http.MethodPost, endpoint(base, "/auth/login"), "", req, &s)
+	})
 	return s, err
+}
+
+// eachReachable calls f with the URLs in turn, starting at urls[first],
+// until one can be reached: it moves on only when f's request could not
+// connect at all (so it never reached a server and is safe to repeat
+// elsewhere, whatever its method).
+func eachReachable(urls []string, first int, f func(base string) error) error {
+	var err error
+	for i := range urls {
+		base := strings.TrimSpace(urls[(first+i)%len(urls)])
+		if err = f(base); !unreachable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// unreachable says whether err is a failure to connect (refused, no route,
+// unknown host): the request was never sent.
+func unreachable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // NormalizeURL turns "host:port" or "http://host:port/" into a base URL
@@ -118,9 +148,15 @@ func doJSON(ctx context.Context, hc *http.Client, method, u, token string, in, o
 	return nil
 }
 
-// rest performs an authenticated call against the client's current server.
+// rest performs an authenticated call against the client's current server,
+// or, when that one cannot be reached, the next of its URLs that can.
 func (c *Client) rest(ctx context.Context, method, path string, in, out any) error {
-	return doJSON(ctx, c.hc, method, endpoint(c.currentURL(), path), c.token, in, out)
+	c.mu.Lock()
+	urls, first := c.urls, c.urlIdx%len(c.urls)
+	c.mu.Unlock()
+	return eachReachable(urls, first, func(base string) error {
+		return doJSON(ctx, c.hc, method, endpoint(base, path), c.token, in, out)
+	})
 }
 
 // Me returns the caller's account and devices (GET /api/v1/users/me).

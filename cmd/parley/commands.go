@@ -48,8 +48,8 @@ func runRegister(ctx context.Context, a *app, cmd *command, args []string) error
 	if err != nil {
 		return err
 	}
-	server := a.servers()[0]
-	u, err := client.Register(ctx, server, username, password, *display)
+	server := strings.Join(a.servers(), ",")
+	u, err := client.Register(ctx, server, username, password, *display) // the first node that answers
 	if err != nil {
 		return err
 	}
@@ -105,13 +105,14 @@ func (a *app) doLogin(ctx context.Context, username, password, deviceName string
 		normalizeServers(a.cfg.Server) == server {
 		req.DeviceID = a.cfg.DeviceID
 	}
-	sess, err := client.Login(ctx, a.servers()[0], req)
+	nodes := strings.Join(a.servers(), ",") // the first node that answers
+	sess, err := client.Login(ctx, nodes, req)
 	if err != nil && req.DeviceID != "" {
 		switch client.StatusOf(err) {
 		case 400, 403, 404, 422:
 			// The remembered device is gone: make a new one.
 			req.DeviceID = ""
-			sess, err = client.Login(ctx, a.servers()[0], req)
+			sess, err = client.Login(ctx, nodes, req)
 		}
 	}
 	if err != nil {
