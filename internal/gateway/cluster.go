@@ -56,8 +56,9 @@ const clusterShards = 4
 // cluster keeps this node's sessions in the registry and follows the
 // registry's presence picture for the hub. Writes never wait: they queue,
 // collapsed per device (only the last wanted state is written), on a shard
-// whose goroutine writes them; every TTL/3 all local sessions are queued
-// again as a refresh, which also repairs writes lost in a NATS outage.
+// whose goroutine writes them; every TTL/3 all local sessions are put
+// again at once (pipelined, see refresh), which also repairs writes lost in
+// a NATS outage.
 type cluster struct {
 	reg    Sessions
 	node   string
@@ -197,7 +198,7 @@ func (c *cluster) writeOne(s *shard) bool {
 	s.order = s.order[1:]
 	put := s.pending[k]
 	delete(s.pending, k)
-	if len(s.order) == 0 { // let a burst's arrays go (a refresh queues every session)
+	if len(s.order) == 0 { // let a burst's arrays go (a reconnect storm queues thousands)
 		s.order, s.pending = nil, make(map[sessionKey]bool)
 	}
 	s.mu.Unlock()
