@@ -76,12 +76,17 @@ type sendJob struct {
 	intended time.Time
 }
 
-// sendOne writes one send_message from s to its next conversation.
-func (wk *Worker) sendOne(s *socket, buf []byte) []byte {
+// sendOne writes one message from s to its next conversation (channel, for
+// Centrifugo), stamped with stamp (unix nanoseconds), of size bytes.
+func (wk *Worker) sendOne(s *socket, buf []byte, stamp int64, size int) []byte {
 	convs := s.spec.Convs
 	conv := convs[int(s.conv.Add(1)-1)%len(convs)]
 	n := s.next.Add(1)
-	buf = appendSend(buf[:0], s.prefix, n, conv, time.Now().UnixNano())
+	if wk.job.Proto == ProtoCentrifugo {
+		buf = s.appendPublish(buf[:0], conv, stamp, size)
+	} else {
+		buf = appendSend(buf[:0], s.prefix, n, conv, stamp, size)
+	}
 	if s.write(buf) {
 		wk.count("sent", 1)
 	}
@@ -90,9 +95,10 @@ func (wk *Worker) sendOne(s *socket, buf []byte) []byte {
 
 // chat sends Rate messages per second (open loop, evenly spaced, round robin
 // over the sending sockets) for DurationMS, then waits up to DrainMS for the
-// outstanding acks. Latencies are recorded by the read loops. How late each
+// outstanding acks. Latencies are recorded by the read loops, from the time
+// each send left or, with Scheduled, from the time it was due. How late each
 // send left against its schedule is recorded as "lag": a large lag means the
-// generator, not the server, was the limit.
+// generator, or a server that stopped reading, held the sends up.
 func (wk *Worker) chat(ctx context.Context, c Command) {
 	senders := wk.senders()
 	if len(senders) == 0 || c.Rate <= 0 {
@@ -107,8 +113,13 @@ func (wk *Worker) chat(ctx context.Context, c Command) {
 			defer wg.Done()
 			var buf []byte
 			for j := range jobs {
-				wk.hist("lag").Record(time.Since(j.intended))
-				buf = wk.sendOne(j.s, buf)
+				now := time.Now()
+				wk.hist("lag").Record(now.Sub(j.intended))
+				stamp := now.UnixNano()
+				if c.Scheduled {
+					stamp = j.intended.UnixNano()
+				}
+				buf = wk.sendOne(j.s, buf, stamp, c.Bytes)
 			}
 		}()
 	}
@@ -191,7 +202,7 @@ func (wk *Worker) burst(ctx context.Context, c Command) {
 						return
 					}
 				}
-				buf = wk.sendOne(s, buf)
+				buf = wk.sendOne(s, buf, time.Now().UnixNano(), c.Bytes)
 			}
 			for s.acked.Load()-base < total && ctx.Err() == nil && s.open.Load() {
 				select {

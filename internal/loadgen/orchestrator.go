@@ -66,7 +66,7 @@ func (r *Run) StartFleet(ctx context.Context, socks []SockSpec) (*Fleet, error) 
 		}
 		h.senders, h.sockets = senders, len(share)
 		f.workers = append(f.workers, h)
-		if err := h.enc.Encode(Job{Worker: i, URL: r.URL, URLs: r.URLs, Sockets: share}); err != nil {
+		if err := h.enc.Encode(Job{Worker: i, URL: r.URL, URLs: r.URLs, Sockets: share, Proto: r.proto()}); err != nil {
 			f.Stop()
 			return nil, fmt.Errorf("worker %d: sending the job: %w", i, err)
 		}
@@ -571,6 +571,7 @@ type Run struct {
 	Acc    *Accounts
 	api    *api
 	out    io.Writer
+	secret string // Centrifugo's token key (Target centrifugo)
 
 	mu         sync.Mutex
 	tickSt     tickState

@@ -12,7 +12,16 @@ type Job struct {
 	// WebSocket at URLs[SockSpec.Node]. Empty means URL alone.
 	URLs    []string   `json:"urls,omitempty"`
 	Sockets []SockSpec `json:"sockets"`
+	// Proto is the server's client protocol: ProtoParley ("" too) or
+	// ProtoCentrifugo (the peer the pairs scenario compares against).
+	Proto string `json:"proto,omitempty"`
 }
+
+// Client protocols a worker speaks.
+const (
+	ProtoParley     = "parley"
+	ProtoCentrifugo = "centrifugo"
+)
 
 // SockSpec is one socket a worker opens: the device it logs in as, and what
 // it does in the scenario.
@@ -25,6 +34,8 @@ type SockSpec struct {
 	// Convs are the conversations this socket posts to, in turn; empty means
 	// the socket only receives.
 	Convs []string `json:"c,omitempty"`
+	// For Centrifugo, Token is a connection JWT, User the socket's own
+	// channel (subscribed at connect) and Convs the receivers' channels.
 	// Cursors are sent with sync requests (conversation id -> last seq seen).
 	Cursors map[string]int64 `json:"k,omitempty"`
 }
@@ -61,6 +72,11 @@ type Command struct {
 	MaxSeq     int64   `json:"max_seq,omitempty"`    // history: cursors drawn from [PageSize+1, MaxSeq+1]
 	PageSize   int     `json:"page_size,omitempty"`  // history: limit
 	TimeoutMS  int64   `json:"timeout_ms,omitempty"` // bound on the whole command
+	// Scheduled stamps each message with its scheduled send time instead of
+	// the time it left, so that latency counts the wait of a send held up
+	// by a stalled server (no coordinated omission).
+	Scheduled bool `json:"scheduled,omitempty"`
+	Bytes     int  `json:"bytes,omitempty"` // message content size (0: a chat line of about 120 bytes)
 }
 
 // Message kinds a worker writes.

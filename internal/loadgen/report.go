@@ -77,6 +77,7 @@ type ServerInfo struct {
 	URLs      []string `json:"urls,omitempty"` // every node, when the sockets were spread over several
 	PIDs      []int    `json:"pids,omitempty"` // their processes; CPU and RSS figures are sums
 	Placement string   `json:"placement"`
+	Software  string   `json:"software,omitempty"` // parley, or centrifugo (the pairs scenario's peer)
 	Command   []string `json:"command,omitempty"`
 }
 

@@ -20,6 +20,7 @@ type Options struct {
 	Parleyd      string        // parleyd binary for StartServer
 	DataDir      string        // server data dir for StartServer (kept); temp and removed if empty
 	ServerArgs   []string      // extra parleyd flags
+	DefaultFlags bool          // parleyd with its defaults instead of BenchServerFlags
 	ServerCPUs   string        // taskset -c for the server ("" = unpinned)
 	WorkerCPUs   string        // taskset -c for worker processes
 	Workers      int           // at least this many worker processes
@@ -32,6 +33,10 @@ type Options struct {
 	Rate         float64       // override the scenario's rate
 	Duration     time.Duration // override the main phase's duration
 	Ramp         bool          // chat: run the ramp to find the knee
+	Pairs        int           // pairs: sender/receiver pairs (override)
+	PairRate     float64       // pairs: msgs/s each sender sends (override)
+	Target       string        // ProtoParley ("" too) or ProtoCentrifugo (pairs only, with StartServer)
+	Centrifugo   string        // centrifugo binary for Target centrifugo (default: next to parley-bench, PATH, GOPATH/bin)
 	Timeout      time.Duration // bound on each scenario (default 10 min)
 	Log          io.Writer     // progress (stderr)
 }
@@ -45,11 +50,13 @@ type Scenario struct {
 	// StartServer): offline seeding.
 	Prepare func(ctx context.Context, o *Options, dataDir string) error
 	Run     func(ctx context.Context, r *Run) error
+	// Peer: the scenario also runs against Centrifugo (Options.Target).
+	Peer bool
 }
 
 // Scenarios lists every scenario in the order they run by default.
 func Scenarios() []*Scenario {
-	return []*Scenario{idleScenario, chatScenario, fanoutScenario, stormScenario, syncScenario, historyScenario}
+	return []*Scenario{idleScenario, chatScenario, fanoutScenario, stormScenario, syncScenario, historyScenario, pairsScenario}
 }
 
 // FindScenario returns the named scenario.
@@ -76,6 +83,20 @@ func RunScenarios(ctx context.Context, o *Options, scs []*Scenario) ([]*Result, 
 	if o.OutDir == "" {
 		o.OutDir = "bench-results"
 	}
+	peer := o.Target == ProtoCentrifugo
+	switch {
+	case o.Target != "" && o.Target != ProtoParley && !peer:
+		return nil, fmt.Errorf("--target %q: want %s or %s", o.Target, ProtoParley, ProtoCentrifugo)
+	case peer && !o.StartServer:
+		return nil, errors.New("--target centrifugo needs --start-server (the generator writes its config)")
+	}
+	if peer {
+		for _, sc := range scs {
+			if !sc.Peer {
+				return nil, fmt.Errorf("scenario %s runs against Parley only", sc.Name)
+			}
+		}
+	}
 	var srv *ServerProc
 	placement := "external"
 	if o.StartServer {
@@ -89,22 +110,12 @@ func RunScenarios(ctx context.Context, o *Options, scs []*Scenario) ([]*Result, 
 			dir = tmp
 		}
 		o.DataDir = dir
-		for _, sc := range scs {
-			if sc.Prepare != nil {
-				if err := sc.Prepare(ctx, o, dir); err != nil {
-					return nil, fmt.Errorf("%s: preparing: %w", sc.Name, err)
-				}
-			}
+		var err error
+		if peer {
+			srv, err = startPeer(ctx, o)
+		} else {
+			srv, err = startParleyd(ctx, o, scs)
 		}
-		bin, err := FindParleyd(o.Parleyd)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
-			return nil, err
-		}
-		srv, err = StartServer(ctx, ServerOptions{Binary: bin, DataDir: dir, CPUs: o.ServerCPUs, Pprof: o.Profile,
-			Extra: o.ServerArgs, LogPath: filepath.Join(o.OutDir, "parleyd.log")})
 		if err != nil {
 			return nil, err
 		}
@@ -114,7 +125,7 @@ func RunScenarios(ctx context.Context, o *Options, scs []*Scenario) ([]*Result, 
 		if o.ServerCPUs != "" {
 			placement = fmt.Sprintf("server on core %s, workers on core %s (taskset)", o.ServerCPUs, o.WorkerCPUs)
 		}
-		fmt.Fprintf(o.Log, "parleyd pid %d at %s (data %s)\n", srv.PID(), o.URL, dir)
+		fmt.Fprintf(o.Log, "%s pid %d at %s (data %s)\n", filepath.Base(srv.Args[0]), srv.PID(), o.URL, dir)
 	}
 	urls := SplitURLs(o.URL)
 	if len(urls) == 0 {
@@ -131,12 +142,16 @@ func RunScenarios(ctx context.Context, o *Options, scs []*Scenario) ([]*Result, 
 			accPath = filepath.Join(o.OutDir, "parley-bench-accounts.json")
 		}
 	}
-	acc, err := LoadAccounts(accPath, urls[0])
-	if err != nil {
-		return nil, err
+	var acc *Accounts
+	var c *api
+	if !peer {
+		var err error
+		if acc, err = LoadAccounts(accPath, urls[0]); err != nil {
+			return nil, err
+		}
+		c = newAPI(urls[0])
+		acc.validate(ctx, c)
 	}
-	c := newAPI(urls[0])
-	acc.validate(ctx, c)
 	var results []*Result
 	var errs []error
 	for _, sc := range scs {
@@ -149,6 +164,11 @@ func RunScenarios(ctx context.Context, o *Options, scs []*Scenario) ([]*Result, 
 		}
 		if srv != nil {
 			r.Result.Server.Command = srv.Args
+			r.secret = srv.Secret
+		}
+		r.Result.Server.Software = ProtoParley
+		if peer {
+			r.Result.Server.Software = ProtoCentrifugo
 		}
 		fmt.Fprintf(o.Log, "\n=== %s: %s (target: %s)\n", sc.Name, sc.Title, sc.Target)
 		sctx, cancel := context.WithTimeout(ctx, o.Timeout)
@@ -174,6 +194,38 @@ func RunScenarios(ctx context.Context, o *Options, scs []*Scenario) ([]*Result, 
 		}
 	}
 	return results, errors.Join(errs...)
+}
+
+// startParleyd prepares the data dir for scs and starts parleyd on it.
+func startParleyd(ctx context.Context, o *Options, scs []*Scenario) (*ServerProc, error) {
+	for _, sc := range scs {
+		if sc.Prepare != nil {
+			if err := sc.Prepare(ctx, o, o.DataDir); err != nil {
+				return nil, fmt.Errorf("%s: preparing: %w", sc.Name, err)
+			}
+		}
+	}
+	bin, err := FindParleyd(o.Parleyd)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	return StartServer(ctx, ServerOptions{Binary: bin, DataDir: o.DataDir, CPUs: o.ServerCPUs, Pprof: o.Profile,
+		Extra: o.ServerArgs, DefaultFlags: o.DefaultFlags, LogPath: filepath.Join(o.OutDir, "parleyd.log")})
+}
+
+// startPeer starts Centrifugo with a config in the data dir.
+func startPeer(ctx context.Context, o *Options) (*ServerProc, error) {
+	bin, err := FindCentrifugo(o.Centrifugo)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	return StartCentrifugo(ctx, CentrifugoOptions{Binary: bin, Dir: o.DataDir, CPUs: o.ServerCPUs, LogPath: filepath.Join(o.OutDir, "centrifugo.log")})
 }
 
 // size picks the full, quick or overridden value of a scenario parameter.

@@ -147,12 +147,14 @@ func ScrapeMetrics(ctx context.Context, url string) (ServerMetrics, error) {
 	return m, sc.Err()
 }
 
-// ServerProc is a parleyd the generator started (--start-server).
+// ServerProc is a server the generator started (--start-server): parleyd,
+// or Centrifugo for the pairs scenario's comparison.
 type ServerProc struct {
 	URL       string
 	PprofAddr string
 	DataDir   string
 	Args      []string
+	Secret    string // Centrifugo: the HMAC key of its connection tokens
 	cmd       *exec.Cmd
 	done      chan error
 	log       *os.File
@@ -165,7 +167,10 @@ type ServerOptions struct {
 	CPUs    string   // taskset -c list ("" = no pinning)
 	Pprof   bool     // serve --pprof-addr on a free loopback port
 	Extra   []string // more flags
-	LogPath string   // server output
+	// DefaultFlags runs parleyd with its own defaults (bcrypt cost, rate
+	// limits) instead of BenchServerFlags: what a deployment would run.
+	DefaultFlags bool
+	LogPath      string // server output
 }
 
 // BenchServerFlags are the flags benchmarks run parleyd with: cheap bcrypt
@@ -208,7 +213,11 @@ func StartServer(ctx context.Context, o ServerOptions) (*ServerProc, error) {
 	}
 	sp := &ServerProc{URL: fmt.Sprintf("http://127.0.0.1:%d", port), DataDir: o.DataDir, done: make(chan error, 1)}
 	args := []string{"--addr", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", o.DataDir}
-	args = append(args, BenchServerFlags...)
+	if o.DefaultFlags {
+		args = append(args, "--log-level", "warn")
+	} else {
+		args = append(args, BenchServerFlags...)
+	}
 	if o.Pprof {
 		pp, err := freePort()
 		if err != nil {
@@ -219,23 +228,32 @@ func StartServer(ctx context.Context, o ServerOptions) (*ServerProc, error) {
 	}
 	args = append(args, o.Extra...)
 	sp.Args = append([]string{o.Binary}, args...)
+	if err := sp.launch(ctx, o.CPUs, o.LogPath, sp.URL+"/readyz"); err != nil {
+		return nil, fmt.Errorf("parleyd: %w", err)
+	}
+	return sp, nil
+}
+
+// launch starts sp.Args (under taskset when cpus is set), its output to
+// logPath, and waits up to 60 s until readyURL answers 200.
+func (sp *ServerProc) launch(ctx context.Context, cpus, logPath, readyURL string) error {
 	var cmd *exec.Cmd
-	if o.CPUs != "" {
-		cmd = exec.Command("taskset", append([]string{"-c", o.CPUs, o.Binary}, args...)...)
+	if cpus != "" {
+		cmd = exec.Command("taskset", append([]string{"-c", cpus}, sp.Args...)...)
 	} else {
-		cmd = exec.Command(o.Binary, args...)
+		cmd = exec.Command(sp.Args[0], sp.Args[1:]...)
 	}
 	var out io.Writer = io.Discard
-	if o.LogPath != "" {
-		f, err := os.Create(o.LogPath)
+	if logPath != "" {
+		f, err := os.Create(logPath)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sp.log, out = f, f
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting parleyd: %w", err)
+		return fmt.Errorf("starting: %w", err)
 	}
 	sp.cmd = cmd
 	go func() { sp.done <- cmd.Wait() }()
@@ -243,22 +261,22 @@ func StartServer(ctx context.Context, o ServerOptions) (*ServerProc, error) {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-sp.done:
-			return nil, fmt.Errorf("parleyd exited at start (%v); see %s", err, o.LogPath)
+			return fmt.Errorf("exited at start (%v); see %s", err, logPath)
 		case <-time.After(100 * time.Millisecond):
 		case <-ctx.Done():
 			sp.Stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
-		resp, err := http.Get(sp.URL + "/readyz")
+		resp, err := http.Get(readyURL)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return sp, nil
+				return nil
 			}
 		}
 	}
 	sp.Stop()
-	return nil, errors.New("parleyd not ready after 60 s")
+	return errors.New("not ready after 60 s")
 }
 
 // PID is the server's process id (taskset execs it, so it is the same).

@@ -106,7 +106,7 @@ func TestSpreadOverNodes(t *testing.T) {
 
 // TestWire checks the hand-built frames and the field scanner.
 func TestWire(t *testing.T) {
-	f := appendSend(nil, "w0s1", 7, "conv1", 1234567890123)
+	f := appendSend(nil, "w0s1", 7, "conv1", 1234567890123, 0)
 	if got := string(stringField(f, "message_id")); got != "w0s1-7-1234567890123" {
 		t.Errorf("message_id %q", got)
 	}

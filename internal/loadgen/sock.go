@@ -46,6 +46,8 @@ type socket struct {
 	// 0 makes the next sync_complete set them to last_seq - learnBack.
 	cursors   map[string]int64
 	learnBack int64
+	// cf is the command state of a Centrifugo socket.
+	cf cfState
 }
 
 // connDialer keeps the TCP connection of each dial, so that a socket can be
@@ -83,6 +85,9 @@ func wsURL(base string) string {
 
 // dial opens the socket and waits for its ready frame.
 func (s *socket) dial(ctx context.Context) error {
+	if s.w.job.Proto == ProtoCentrifugo {
+		return s.dialCentrifugo(ctx)
+	}
 	var nc net.Conn
 	dctx := context.WithValue(ctx, connKey{}, &nc)
 	h := http.Header{}
@@ -187,7 +192,11 @@ func (s *socket) readLoop(ws *websocket.Conn, gen int) {
 		if typ != websocket.MessageText {
 			continue
 		}
-		s.handle(buf.Bytes())
+		if s.w.job.Proto == ProtoCentrifugo {
+			s.handleCentrifugo(buf.Bytes())
+		} else {
+			s.handle(buf.Bytes())
+		}
 		if buf.Cap() > 64<<10 {
 			buf = bytes.Buffer{} // let a big frame's buffer go
 		}

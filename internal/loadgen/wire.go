@@ -18,23 +18,37 @@ import (
 // content).
 const padding = "the quick brown fox jumps over the lazy dog; a chat line of ordinary length for the benchmark"
 
-// appendSend appends a send_message frame. The message_id ends with the send
-// time in nanoseconds (read back from the ack) and the content starts with it
-// (read back from new_message by the receivers).
-func appendSend(b []byte, prefix string, n uint64, conv string, now int64) []byte {
+// appendSend appends a send_message frame. The message_id ends with the
+// stamp, a time in nanoseconds (read back from the ack), and so does the
+// content start (read back from new_message by the receivers); size is the
+// content's length (0: the stamp and a chat line of ordinary length).
+func appendSend(b []byte, prefix string, n uint64, conv string, stamp int64, size int) []byte {
 	b = append(b, `{"type":"send_message","message_id":"`...)
 	b = append(b, prefix...)
 	b = append(b, '-')
 	b = strconv.AppendUint(b, n, 36)
 	b = append(b, '-')
-	b = strconv.AppendInt(b, now, 10)
+	b = strconv.AppendInt(b, stamp, 10)
 	b = append(b, `","conversation_id":"`...)
 	b = append(b, conv...)
 	b = append(b, `","content":"`...)
-	b = strconv.AppendInt(b, now, 10)
-	b = append(b, ' ')
-	b = append(b, padding...)
+	b = appendContent(b, stamp, size)
 	b = append(b, `"}`...)
+	return b
+}
+
+// appendContent appends a message body: the stamp, a space and padding up
+// to size bytes (0: the whole padding line). It needs no JSON escaping.
+func appendContent(b []byte, stamp int64, size int) []byte {
+	start := len(b)
+	b = strconv.AppendInt(b, stamp, 10)
+	b = append(b, ' ')
+	if size <= 0 {
+		return append(b, padding...)
+	}
+	for len(b)-start < size {
+		b = append(b, padding[:min(len(padding), size-(len(b)-start))]...)
+	}
 	return b
 }
 

@@ -62,7 +62,11 @@ func ServeWorker(ctx context.Context, r io.Reader, w io.Writer) error {
 	}
 	wk := &Worker{job: job, client: newHTTPClient(), out: json.NewEncoder(w)}
 	for _, u := range urls {
-		wk.wsURLs = append(wk.wsURLs, wsURL(u))
+		if job.Proto == ProtoCentrifugo {
+			wk.wsURLs = append(wk.wsURLs, centrifugoWS(u))
+		} else {
+			wk.wsURLs = append(wk.wsURLs, wsURL(u))
+		}
 	}
 	for _, spec := range job.Sockets {
 		if spec.Node < 0 || spec.Node >= len(urls) {
@@ -80,7 +84,9 @@ func ServeWorker(ctx context.Context, r io.Reader, w io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go wk.progressLoop(ctx)
-	go wk.heartbeatLoop(ctx)
+	if job.Proto != ProtoCentrifugo { // its server pings, the socket answers
+		go wk.heartbeatLoop(ctx)
+	}
 	defer wk.closeAll()
 
 	cmds := make(chan Command)
