@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,47 +41,14 @@ func centrifugoWS(base string) string {
 	return u[:len(u)-len("/api/v1/ws")] + "/connection/websocket"
 }
 
-// dialCentrifugo opens the socket, connects and subscribes to the socket's
-// own channel, and waits for the subscribe reply.
-func (s *socket) dialCentrifugo(ctx context.Context) error {
-	var nc net.Conn
-	dctx := context.WithValue(ctx, connKey{}, &nc)
-	ws, resp, err := websocket.Dial(dctx, s.w.wsURLs[s.spec.Node], &websocket.DialOptions{
-		HTTPClient:      s.w.client,
-		CompressionMode: websocket.CompressionDisabled,
-	})
-	if err != nil {
-		if resp != nil {
-			return fmt.Errorf("dial: HTTP %d", resp.StatusCode)
-		}
-		return fmt.Errorf("dial: %w", unwrapNet(err))
-	}
-	ws.SetReadLimit(8 << 20)
-	ready := make(chan struct{}, 1)
-	s.mu.Lock()
-	s.ws, s.nc = ws, nc
-	s.gen++
-	gen := s.gen
-	s.readyCh = ready
-	s.mu.Unlock()
+// centrifugoConnect resets the socket's command state for a new
+// connection and returns its connect command.
+func (s *socket) centrifugoConnect() []byte {
 	s.cf.mu.Lock()
 	s.cf.pending = map[uint32]int64{}
 	s.cf.mu.Unlock()
 	s.cf.next.Store(cfFirstID - 1)
-	go s.readLoop(ws, gen)
-	connect := fmt.Appendf(nil, `{"id":%d,"connect":{"token":%q,"name":"parley-bench"}}`, cfConnectID, s.spec.Token)
-	if err := ws.Write(ctx, websocket.MessageText, connect); err != nil {
-		ws.CloseNow()
-		return fmt.Errorf("connect: %w", err)
-	}
-	select {
-	case <-ready:
-		s.open.Store(true)
-		return nil
-	case <-ctx.Done():
-		ws.CloseNow()
-		return fmt.Errorf("no connect and subscribe reply: %w", ctx.Err())
-	}
+	return fmt.Appendf(nil, `{"id":%d,"connect":{"token":%q,"name":"parley-bench"}}`, cfConnectID, s.spec.Token)
 }
 
 // appendPublish appends a publish of a size-byte body stamped with stamp
@@ -176,24 +142,10 @@ func (s *socket) cfReply(id uint32, now time.Time) {
 		sub := fmt.Appendf(nil, `{"id":%d,"subscribe":{"channel":%q}}`, cfSubscribeID, s.spec.User)
 		s.cfWrite(sub)
 	case cfSubscribeID:
-		s.mu.Lock()
-		ch := s.readyCh
-		s.readyCh = nil
-		s.mu.Unlock()
-		if ch != nil {
-			ch <- struct{}{}
-		}
+		s.signalReady()
 	default:
-		at, ok := s.cfTake(id)
-		if !ok {
-			return
-		}
-		s.w.count("acked", 1)
-		s.w.hist("ack").Record(since(at, now))
-		s.acked.Add(1)
-		select {
-		case s.ackSig <- struct{}{}:
-		default:
+		if at, ok := s.cfTake(id); ok {
+			s.noteAck(at, true, now)
 		}
 	}
 }

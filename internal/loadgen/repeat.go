@@ -113,7 +113,7 @@ func summarizeRuns(rs []*Result) *Repeated {
 func (rep *Repeated) Print(w io.Writer) {
 	fmt.Fprintf(w, "\n=== %s on %s, %d runs: median (min-max)\n", rep.Scenario, rep.Server.Software, rep.Runs)
 	for _, s := range rep.Figures {
-		fmt.Fprintf(w, "  %-40s %10.3g  (%.3g-%.3g) %s\n", s.Name, s.Median, s.Min, s.Max, s.Unit)
+		fmt.Fprintf(w, "  %-40s %10.2f  (%.2f-%.2f) %s\n", s.Name, s.Median, s.Min, s.Max, s.Unit)
 	}
 	for _, e := range rep.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)

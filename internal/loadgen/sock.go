@@ -83,15 +83,41 @@ func wsURL(base string) string {
 	return base + "/api/v1/ws"
 }
 
-// dial opens the socket and waits for its ready frame.
+// dial opens the socket and waits for its ready frame (for Centrifugo: the
+// replies to its connect and subscribe commands).
 func (s *socket) dial(ctx context.Context) error {
+	h := http.Header{}
+	var hello []byte
 	if s.w.job.Proto == ProtoCentrifugo {
-		return s.dialCentrifugo(ctx)
+		hello = s.centrifugoConnect()
+	} else {
+		h.Set("Authorization", "Bearer "+s.spec.Token)
 	}
+	ws, ready, err := s.connect(ctx, h)
+	if err != nil {
+		return err
+	}
+	if hello != nil {
+		if err := ws.Write(ctx, websocket.MessageText, hello); err != nil {
+			ws.CloseNow()
+			return fmt.Errorf("connect command: %w", err)
+		}
+	}
+	select {
+	case <-ready:
+		s.open.Store(true)
+		return nil
+	case <-ctx.Done():
+		ws.CloseNow()
+		return fmt.Errorf("not ready: %w", ctx.Err())
+	}
+}
+
+// connect opens the WebSocket, makes it the socket's current connection and
+// starts its read loop; the channel receives the handshake's end.
+func (s *socket) connect(ctx context.Context, h http.Header) (*websocket.Conn, chan struct{}, error) {
 	var nc net.Conn
 	dctx := context.WithValue(ctx, connKey{}, &nc)
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+s.spec.Token)
 	ws, resp, err := websocket.Dial(dctx, s.w.wsURLs[s.spec.Node], &websocket.DialOptions{
 		HTTPClient:      s.w.client,
 		HTTPHeader:      h,
@@ -99,9 +125,9 @@ func (s *socket) dial(ctx context.Context) error {
 	})
 	if err != nil {
 		if resp != nil {
-			return fmt.Errorf("dial: HTTP %d", resp.StatusCode)
+			return nil, nil, fmt.Errorf("dial: HTTP %d", resp.StatusCode)
 		}
-		return fmt.Errorf("dial: %w", unwrapNet(err))
+		return nil, nil, fmt.Errorf("dial: %w", unwrapNet(err))
 	}
 	ws.SetReadLimit(8 << 20)
 	ready := make(chan struct{}, 1)
@@ -112,14 +138,7 @@ func (s *socket) dial(ctx context.Context) error {
 	s.readyCh = ready
 	s.mu.Unlock()
 	go s.readLoop(ws, gen)
-	select {
-	case <-ready:
-		s.open.Store(true)
-		return nil
-	case <-ctx.Done():
-		ws.CloseNow()
-		return fmt.Errorf("no ready frame: %w", ctx.Err())
-	}
+	return ws, ready, nil
 }
 
 func unwrapNet(err error) error {
@@ -248,27 +267,13 @@ func (s *socket) handle(f []byte) {
 			}
 		}
 	case kindAck:
-		now := time.Now()
-		w.count("acked", 1)
-		if at, ok := sentAtFromID(stringField(f, "message_id")); ok {
-			w.hist("ack").Record(since(at, now))
-		}
-		s.acked.Add(1)
-		select {
-		case s.ackSig <- struct{}{}:
-		default:
-		}
+		at, ok := sentAtFromID(stringField(f, "message_id"))
+		s.noteAck(at, ok, time.Now())
 	case kindSyncComplete:
 		s.learnCursors(f)
 		s.finishSync()
 	case kindReady:
-		s.mu.Lock()
-		ch := s.readyCh
-		s.readyCh = nil
-		s.mu.Unlock()
-		if ch != nil {
-			ch <- struct{}{}
-		}
+		s.signalReady()
 	case kindPong:
 		w.count("pongs", 1)
 	case kindError:
@@ -276,6 +281,31 @@ func (s *socket) handle(f []byte) {
 		w.noteErr(fmt.Errorf("error frame: %.200s", f))
 	default:
 		w.count("other_frames", 1)
+	}
+}
+
+// noteAck counts an ack and records its latency from the stamp at (when
+// known), and wakes a burst waiting for it.
+func (s *socket) noteAck(at int64, known bool, now time.Time) {
+	s.w.count("acked", 1)
+	if known {
+		s.w.hist("ack").Record(since(at, now))
+	}
+	s.acked.Add(1)
+	select {
+	case s.ackSig <- struct{}{}:
+	default:
+	}
+}
+
+// signalReady ends the connection's handshake (once).
+func (s *socket) signalReady() {
+	s.mu.Lock()
+	ch := s.readyCh
+	s.readyCh = nil
+	s.mu.Unlock()
+	if ch != nil {
+		ch <- struct{}{}
 	}
 }
 
