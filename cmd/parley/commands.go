@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -386,9 +387,19 @@ func runHistory(ctx context.Context, a *app, cmd *command, args []string) error 
 	if err != nil {
 		return err
 	}
+	bySeq := make(map[int64]*client.Message, len(msgs))
+	for i := range msgs {
+		bySeq[msgs[i].Seq] = &msgs[i]
+	}
 	for _, m := range msgs {
-		fmt.Fprintf(a.stdout, "#%-5d %s <%s> %s%s\n", m.Seq, m.Time().Local().Format(time.DateTime),
-			names.get(ctx, m.SenderID), renderContent(&m), ticks(&conv, &m, a.cfg.UserID))
+		quote := ""
+		if m.ReplyToSeq > 0 {
+			quote = fmt.Sprintf("#%d", m.ReplyToSeq)
+			if q := bySeq[m.ReplyToSeq]; q != nil {
+				quote += fmt.Sprintf(" <%s>: %s", names.get(ctx, q.SenderID), oneLine(renderContent(q), 30))
+			}
+		}
+		fmt.Fprint(a.stdout, historyLine(&m, names.get(ctx, m.SenderID), quote, ticks(&conv, &m, a.cfg.UserID)))
 	}
 	if len(msgs) == 0 {
 		fmt.Fprintln(a.stderr, "(no messages)")
@@ -401,6 +412,19 @@ func runHistory(ctx context.Context, a *app, cmd *command, args []string) error 
 		}
 	}
 	return nil
+}
+
+// historyLine renders one message of 'parley history': seq, time, sender
+// and content, a reply marked with what it quotes ("(reply to #1 <bob>:
+// hi)"), the lines of a multi-line message under the first one's text so
+// that the seq and time columns stay clear, and the ticks at the end.
+func historyLine(m *client.Message, sender, quote, ticks string) string {
+	prefix := fmt.Sprintf("#%-5d %s <%s> ", m.Seq, m.Time().Local().Format(time.DateTime), sender)
+	text := renderContent(m)
+	if quote != "" {
+		text = "(reply to " + quote + ") " + text
+	}
+	return prefix + indent(text, strings.Repeat(" ", utf8.RuneCountInString(prefix))) + ticks + "\n"
 }
 
 var conversationsCmd = &command{

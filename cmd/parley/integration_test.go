@@ -172,6 +172,14 @@ func TestCLIAgainstServer(t *testing.T) {
 		!strings.Contains(lines[3], "#3") {
 		t.Fatalf("history:\n%s", out)
 	}
+	// A reply shows what it quotes; a second line stays in the text column,
+	// the seq and time columns clear.
+	if !strings.Contains(lines[1], "#2 ") || !strings.Contains(lines[1], "<alice> (reply to #1 <alice>: hello bob) second line") {
+		t.Fatalf("history: the reply is not marked:\n%s", out)
+	}
+	if col := strings.Index(lines[0], "hello bob"); col < 0 || lines[2] != strings.Repeat(" ", col)+"third line" {
+		t.Fatalf("history: the second line of #2 is not under the text column:\n%s", out)
+	}
 	code, out, errs = bob.run(context.Background(), "", "history", "--limit", "1", "--before", "3", conv)
 	if code != 0 || !strings.Contains(out, "#2") || strings.Contains(out, "#1 ") || !strings.Contains(errs, "--before 2") {
 		t.Fatalf("history page: %d\n%s\n%s", code, out, errs)
