@@ -105,7 +105,7 @@ func TestClientUnits(t *testing.T) {
 
 func TestBrowser(t *testing.T) {
 	node := requireBrowser(t)
-	for _, script := range []string{"direct.mjs", "group.mjs", "history.mjs", "media.mjs"} {
+	for _, script := range []string{"direct.mjs", "group.mjs", "history.mjs", "media.mjs", "firstuse.mjs"} {
 		t.Run(strings.TrimSuffix(script, ".mjs"), func(t *testing.T) {
 			srv := servertest.Start(t)
 			runScript(t, node, script, srv.URL)

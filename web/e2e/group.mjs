@@ -107,6 +107,10 @@ test('group chat with three people', { timeout: 240_000 }, async (t) => {
     await b.page.locator('.conv-name', { hasText: 'Project Y' }).waitFor({ state: 'detached' });
     await b.page.locator('.chat-placeholder').waitFor();
     await a.page.locator('.chat-status', { hasText: '2 members' }).waitFor({ timeout: T.normal });
+    // What bob read stays read: his leaving takes no receipt back.
+    const hi = a.page.locator('.msgs li.msg.own', { hasText: 'Hi team' });
+    assert.notEqual(await hi.getAttribute('data-status'), 'sent', 'the tick went back to ✓');
+    assert.match(await hi.locator('.read-by').textContent(), /Read by [12]/);
     await sendUI(a.page, 'Bye Bob');
     await waitTexts(c.page, (x) => x.includes('Bye Bob'), 'carol still gets messages');
   });

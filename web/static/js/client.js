@@ -143,6 +143,11 @@ export class Client extends EventTarget {
   onSocketClose(code, wasReady) {
     this.syncing = false;
     this.typing.clear();
+    // Without a socket we hear of no presence change: what we knew may be
+    // stale, so it is unknown until the next connection subscribes again
+    // (the server then sends the current state).
+    this.presence.clear();
+    this.changed('presence');
     if (code === 4440) { this.sessionEnded('expired'); return; }
     if (code === 1009) {
       // A frame over the server's limit: fail the big messages instead of resending them forever.
@@ -264,6 +269,14 @@ export class Client extends EventTarget {
       if (peer) this.subscribePresence([peer.user_id]);
     } else {
       const old = new Map(c.members.map((m) => [m.user_id, m]));
+      // Members who leave keep the receipts they gave: a message they read
+      // stays read (store.js receiptOf).
+      const stay = new Set(srv.members.map((m) => m.user_id));
+      for (const m of c.members) {
+        if (stay.has(m.user_id) || m.user_id === this.me) continue;
+        const f = (c._former ||= {})[m.user_id] || { user_id: m.user_id, delivered_seq: 0, read_seq: 0 };
+        c._former[m.user_id] = { user_id: m.user_id, delivered_seq: Math.max(f.delivered_seq, m.delivered_seq), read_seq: Math.max(f.read_seq, m.read_seq) };
+      }
       c.members = srv.members.map((m) => {
         const o = old.get(m.user_id);
         return o ? { ...m, delivered_seq: Math.max(m.delivered_seq, o.delivered_seq), read_seq: Math.max(m.read_seq, o.read_seq) } : { ...m };
@@ -695,6 +708,8 @@ export class Client extends EventTarget {
     }
     const c = this.convs.get(convId);
     if (c) {
+      const gone = memberOf(c, userId);
+      if (gone) (c._former ||= {})[userId] = { user_id: userId, delivered_seq: gone.delivered_seq, read_seq: gone.read_seq };
       c.members = c.members.filter((m) => m.user_id !== userId);
       this.changed('list', `conv:${convId}`);
     }

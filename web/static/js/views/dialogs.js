@@ -279,7 +279,7 @@ export function receiptDialog(client, convId, msgSeq) {
         : h('p', { class: 'muted' }, '—'));
     box.replaceChildren(
       m ? h('blockquote', { class: 'receipt-quote' }, previewText(m), h('span', { class: 'muted' }, ` · ${clock(m.timestamp)}`)) : null,
-      section('Read by', 'read', read, 'checks'),
+      section('Read by', 'read', read, 'read'),
       section('Delivered to', 'delivered', delivered, 'checks'),
       section('Not delivered yet', 'waiting', waiting, 'check'));
   }
