@@ -1,6 +1,7 @@
 // What a newcomer meets first in a 1:1 chat (issue 19): a reply shows the
 // message it quotes and jumps to it, sent/delivered/read ticks differ in
-// shape (not only colour) and open the message info, and while our own
+// shape (not only colour) and open the message info, a direct chat reaches
+// the other person with its first message, and while our own
 // connection is down the banner says so cleanly and presence is unknown
 // rather than a stale "online".
 import test from 'node:test';
@@ -71,10 +72,23 @@ test('first use: replies, ticks, presence while disconnected', { timeout: 180_00
     await dlg.waitFor({ state: 'detached' });
   });
 
+  await step('a direct chat reaches the other person with its first message, not before', async () => {
+    const carol = await apiUser(uname('carol'), 'Carol');
+    const cd = await newDevice(browser, { label: 'carol' });
+    await loginAs(cd.page, carol);
+    const started = await rest('POST', '/conversations', { type: 'direct', user_id: carol.user_id }, alice.token);
+    await cd.page.waitForFunction((id) => window.parley.convs.has(id), started.conversation_id);
+    await cd.page.waitForTimeout(300); // a render that would list it has run; not an assertion on time
+    assert.equal(await cd.page.locator('.conv', { hasText: 'Alice' }).count(), 0, 'an empty chat was listed');
+    await sendOverWS(cd.page, alice.token, started.conversation_id, ['Hi Carol']);
+    await cd.page.locator('.conv', { hasText: 'Alice' }).locator('.conv-preview', { hasText: 'Hi Carol' }).waitFor();
+    await cd.context.close();
+  });
+
   await step('offline: a clean banner, presence unknown; back online: presence again', async () => {
     const p = a.page;
     await p.locator('.chat-status', { hasText: 'online' }).waitFor();
-    await p.locator('.conv .presence-dot').waitFor();
+    await p.locator('.conv', { hasText: 'Bob' }).locator('.presence-dot').waitFor();
     await a.context.setOffline(true);
     await p.evaluate(() => window.parley.socket.closed(1006));
     const banner = p.locator('.banner:not([hidden])');
@@ -90,6 +104,6 @@ test('first use: replies, ticks, presence while disconnected', { timeout: 180_00
     await p.evaluate(() => window.dispatchEvent(new Event('online')));
     await p.locator('.banner').waitFor({ state: 'hidden', timeout: T.normal });
     await p.locator('.chat-status', { hasText: 'online' }).waitFor();
-    await p.locator('.conv .presence-dot').waitFor();
+    await p.locator('.conv', { hasText: 'Bob' }).locator('.presence-dot').waitFor();
   });
 });

@@ -1,6 +1,6 @@
 // A group of three in three browser contexts: creating it, exchanging
 // messages (same order everywhere), "read by N" with per-member detail,
-// rename, remove and add members, leave.
+// rename, remove and add members, leave; each change a line in the chat.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE, T, launch, newDevice, registerUI, uname, openChat, sendUI, waitTexts, waitStatus, steps } from './lib.mjs';
@@ -77,6 +77,9 @@ test('group chat with three people', { timeout: 240_000 }, async (t) => {
     await dlg.locator('.info-name', { hasText: 'Project Y' }).waitFor();
     await b.page.locator('.chat-name', { hasText: 'Project Y' }).waitFor();
     await c.page.locator('.conv-name', { hasText: 'Project Y' }).waitFor();
+    // The change is a line in the chat, for the one who made it and the others.
+    await a.page.locator('.msgs li.sys', { hasText: 'You renamed the group “Project Y”' }).waitFor();
+    await b.page.locator('.msgs li.sys', { hasText: 'The group was renamed “Project Y”' }).waitFor();
   });
 
   await step('alice removes carol, then adds her back', async () => {
@@ -98,6 +101,10 @@ test('group chat with three people', { timeout: 240_000 }, async (t) => {
     await c.page.locator('.conv-name', { hasText: 'Project Y' }).waitFor();
     await openChat(c.page, 'Project Y');
     await waitTexts(c.page, (x) => x.includes('Hi team'), 'carol sees history again');
+    await a.page.locator('.msgs li.sys', { hasText: 'You removed Carol' }).waitFor();
+    await a.page.locator('.msgs li.sys', { hasText: 'You added Carol' }).waitFor();
+    await b.page.locator('.msgs li.sys', { hasText: 'Carol is no longer in the group' }).waitFor();
+    await b.page.locator('.msgs li.sys', { hasText: 'Carol was added' }).waitFor();
   });
 
   await step('bob leaves the group; what he read stays read', async () => {
@@ -114,6 +121,7 @@ test('group chat with three people', { timeout: 240_000 }, async (t) => {
     await b.page.locator('.conv-name', { hasText: 'Project Y' }).waitFor({ state: 'detached' });
     await b.page.locator('.chat-placeholder').waitFor();
     await a.page.locator('.chat-status', { hasText: '2 members' }).waitFor({ timeout: T.normal });
+    await a.page.locator('.msgs li.sys', { hasText: 'Bob is no longer in the group' }).waitFor();
     // His leaving takes no receipt back: still "Read by 1", not a bare ✓.
     assert.equal(await only.locator('.read-by').textContent(), 'Read by 1');
     const hi = a.page.locator('.msgs li.msg.own', { hasText: 'Hi team' });

@@ -76,8 +76,23 @@ export function messageItems(client, conv, actions, now = Date.now()) {
   };
   const items = [];
   let prevDay = '';
+  // Group changes seen here ("Carol was added"), placed among the messages by time.
+  const events = (conv._events || []).slice();
+  const system = (upTo) => {
+    while (events.length && events[0].at <= upTo) {
+      const ev = events.shift();
+      const day = dayKey(ev.at);
+      if (day !== prevDay) {
+        const label = dayLabel(ev.at, now);
+        items.push({ key: `day:${day}`, sig: label, build: () => h('li', { class: 'day' }, h('span', null, label)) });
+        prevDay = day;
+      }
+      items.push({ key: `sys:${ev.key}`, sig: ev.text, build: () => h('li', { class: 'sys', role: 'note' }, h('span', null, ev.text)) });
+    }
+  };
   for (let i = 0; i < entries.length; i++) {
     const { m, out } = entries[i];
+    system(m.timestamp - 1);
     const prev = entries[i - 1] ? entries[i - 1].m : null;
     const next = entries[i + 1] ? entries[i + 1].m : null;
     const day = dayKey(m.timestamp);
@@ -91,6 +106,7 @@ export function messageItems(client, conv, actions, now = Date.now()) {
     const last = !sameRun(m, next);
     items.push(bubble(client, conv, m, out, { first, last, group, actions, env, now, w }));
   }
+  system(Infinity);
   return items;
 }
 
