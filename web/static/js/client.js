@@ -327,7 +327,8 @@ export class Client extends EventTarget {
       return;
     }
     if (known) this.noteChanges(known, srv);
-    this.mergeConversation(srv, false);
+    const merged = this.mergeConversation(srv, false);
+    if (!known && merged && f.change === 'created' && srv.type === 'direct' && !(srv.last_seq > 0)) merged._quiet = true;
     if (!known) this.fetchConversation(id); // for this user's own unread count
   }
 
@@ -386,14 +387,14 @@ export class Client extends EventTarget {
 
   /**
    * Conversations for the list, most recently active first. A direct chat
-   * with nothing in it yet is listed only where it was started (or is
-   * open, or has unsent messages): the other person sees it with its first
-   * message, not as an empty "Say hello".
+   * someone else just started with us (conversation_updated "created", no
+   * message yet: _quiet) is listed with its first message, not as an empty
+   * "Say hello"; ours, an open one and one with unsent messages always are.
    */
   sortedConversations() {
     const outboxAt = new Map();
     for (const e of this.outbox.items) outboxAt.set(e.conversation_id, Math.max(outboxAt.get(e.conversation_id) || 0, e.timestamp));
-    const listed = (c) => c.type !== 'direct' || c.last_seq > 0 || c._startedHere || c.conversation_id === this.activeId || outboxAt.has(c.conversation_id);
+    const listed = (c) => !c._quiet || c.last_seq > 0 || c._startedHere || c.conversation_id === this.activeId || outboxAt.has(c.conversation_id);
     return [...this.convs.values()].filter(listed).sort((a, b) =>
       activityTime(b, outboxAt.get(b.conversation_id)) - activityTime(a, outboxAt.get(a.conversation_id)));
   }
@@ -513,7 +514,7 @@ export class Client extends EventTarget {
   }
 
   /** Send a file (photo, video, voice note, document): uploaded first, then sent. */
-  sendFile(convId, file) { return this.attachments.send(convId, file); }
+  sendFile(convId, file, caption = '') { return this.attachments.send(convId, file, caption); }
 
   sendEntry(e) {
     if (e.state === 'uploading') return; // sent when its upload completes
