@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/server"
 	"github.com/parley-chat/parley/internal/server/servertest"
+	"github.com/parley-chat/parley/internal/testskip"
 )
 
 // The browser tests drive the real web client in Debian's Chromium through
@@ -36,7 +37,7 @@ func requireBrowser(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("browser tests skipped in -short mode")
 	}
-	missing := t.Skip
+	missing := func(args ...any) { testskip.Skip(t, fmt.Sprint(args...)) }
 	if os.Getenv("PARLEY_REQUIRE_BROWSER") != "" {
 		missing = t.Fatal
 	}
@@ -97,14 +98,14 @@ func runScript(t *testing.T, node, script, url string, env ...string) {
 func TestClientUnits(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is missing: install it with `apt-get install -y nodejs`")
+		testskip.Skip(t, "node is missing: install it with `apt-get install -y nodejs`")
 	}
 	runScript(t, node, "unit.mjs", "")
 }
 
 func TestBrowser(t *testing.T) {
 	node := requireBrowser(t)
-	for _, script := range []string{"direct.mjs", "group.mjs", "history.mjs", "media.mjs"} {
+	for _, script := range []string{"direct.mjs", "group.mjs", "history.mjs", "media.mjs", "firstuse.mjs"} {
 		t.Run(strings.TrimSuffix(script, ".mjs"), func(t *testing.T) {
 			srv := servertest.Start(t)
 			runScript(t, node, script, srv.URL)

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
 
 	"github.com/parley-chat/parley/client"
 )
@@ -23,7 +26,8 @@ var registerCmd = &command{
 and the password must have at least 8 characters.
 
 The password is read from $PARLEY_PASSWORD, from the first line of stdin
-with --password-stdin, or else asked for on the terminal (it is echoed).`,
+with --password-stdin, or else asked for on the terminal (not echoed).
+With --login it logs in too, without asking for the password again.`,
 	run: runRegister,
 }
 
@@ -71,7 +75,7 @@ same server reuses this machine's device id (unless --new-device), so the
 device keeps its history of receipts instead of piling up new devices.
 
 The password is read from $PARLEY_PASSWORD, from the first line of stdin
-with --password-stdin, or else asked for on the terminal (it is echoed).`,
+with --password-stdin, or else asked for on the terminal (not echoed).`,
 	run: runLogin,
 }
 
@@ -98,6 +102,10 @@ func runLogin(ctx context.Context, a *app, cmd *command, args []string) error {
 	return a.doLogin(ctx, username, password, *device, *newDevice)
 }
 
+// errWrongPassword is a refused login: the server does not say which of
+// the two was wrong.
+var errWrongPassword = errors.New("wrong username or password")
+
 func (a *app) doLogin(ctx context.Context, username, password, deviceName string, newDevice bool) error {
 	server := a.server()
 	req := client.LoginRequest{Username: username, Password: password, DeviceName: deviceName}
@@ -114,6 +122,9 @@ func (a *app) doLogin(ctx context.Context, username, password, deviceName string
 			req.DeviceID = ""
 			sess, err = client.Login(ctx, nodes, req)
 		}
+	}
+	if client.StatusOf(err) == 401 {
+		return fmt.Errorf("log in as %s: %w", username, errWrongPassword)
 	}
 	if err != nil {
 		return err
@@ -376,9 +387,19 @@ func runHistory(ctx context.Context, a *app, cmd *command, args []string) error 
 	if err != nil {
 		return err
 	}
+	bySeq := make(map[int64]*client.Message, len(msgs))
+	for i := range msgs {
+		bySeq[msgs[i].Seq] = &msgs[i]
+	}
 	for _, m := range msgs {
-		fmt.Fprintf(a.stdout, "#%-5d %s <%s> %s%s\n", m.Seq, m.Time().Local().Format(time.DateTime),
-			names.get(ctx, m.SenderID), renderContent(&m), ticks(&conv, &m, a.cfg.UserID))
+		quote := ""
+		if m.ReplyToSeq > 0 {
+			quote = fmt.Sprintf("#%d", m.ReplyToSeq)
+			if q := bySeq[m.ReplyToSeq]; q != nil {
+				quote += fmt.Sprintf(" <%s>: %s", names.get(ctx, q.SenderID), oneLine(renderContent(q), 30))
+			}
+		}
+		fmt.Fprint(a.stdout, historyLine(&m, names.get(ctx, m.SenderID), quote, ticks(&conv, &m, a.cfg.UserID)))
 	}
 	if len(msgs) == 0 {
 		fmt.Fprintln(a.stderr, "(no messages)")
@@ -391,6 +412,19 @@ func runHistory(ctx context.Context, a *app, cmd *command, args []string) error 
 		}
 	}
 	return nil
+}
+
+// historyLine renders one message of 'parley history': seq, time, sender
+// and content, a reply marked with what it quotes ("(reply to #1 <bob>:
+// hi)"), the lines of a multi-line message under the first one's text so
+// that the seq and time columns stay clear, and the ticks at the end.
+func historyLine(m *client.Message, sender, quote, ticks string) string {
+	prefix := fmt.Sprintf("#%-5d %s <%s> ", m.Seq, m.Time().Local().Format(time.DateTime), sender)
+	text := renderContent(m)
+	if quote != "" {
+		text = "(reply to " + quote + ") " + text
+	}
+	return prefix + indent(text, strings.Repeat(" ", utf8.RuneCountInString(prefix))) + ticks + "\n"
 }
 
 var conversationsCmd = &command{
@@ -432,13 +466,25 @@ func runConversations(ctx context.Context, a *app, cmd *command, args []string) 
 }
 
 // readPassword reads a password: the first line of stdin with fromStdin,
-// else $PARLEY_PASSWORD, else a prompt on stderr and a line of stdin.
+// else $PARLEY_PASSWORD, else a prompt on stderr and a line of stdin, read
+// without echo when stdin is a terminal.
 func (a *app) readPassword(fromStdin bool, prompt string) (string, error) {
 	if !fromStdin {
 		if p := a.getenv("PARLEY_PASSWORD"); p != "" {
 			return p, nil
 		}
 		fmt.Fprint(a.stderr, prompt)
+		if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			pw, err := term.ReadPassword(int(f.Fd()))
+			fmt.Fprintln(a.stderr) // the Enter that was not echoed
+			if err != nil {
+				return "", fmt.Errorf("read password: %w", err)
+			}
+			if len(pw) == 0 {
+				return "", errors.New("empty password")
+			}
+			return string(pw), nil
+		}
 	}
 	line, err := bufio.NewReader(a.stdin).ReadString('\n')
 	if err != nil && (err != io.EOF || line == "") {

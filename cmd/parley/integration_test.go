@@ -94,7 +94,8 @@ func TestCLIAgainstServer(t *testing.T) {
 		t.Fatalf("duplicate register: %d %s", code, errs)
 	}
 	code, _, errs = bob.run(context.Background(), "wrong-password\n", "login", "--password-stdin", "--config", filepath.Join(t.TempDir(), "c.json"), "bob")
-	if code != 1 || !strings.Contains(errs, "status 401") {
+	// A refused login says so, not "your session is no longer valid: run parley login".
+	if code != 1 || !strings.Contains(errs, "wrong username or password") || strings.Contains(errs, "session") {
 		t.Fatalf("bad login: %d %s", code, errs)
 	}
 
@@ -170,6 +171,14 @@ func TestCLIAgainstServer(t *testing.T) {
 	if len(lines) != 4 || !strings.Contains(lines[0], "#1") || !strings.Contains(lines[0], "<alice> hello bob") ||
 		!strings.Contains(lines[3], "#3") {
 		t.Fatalf("history:\n%s", out)
+	}
+	// A reply shows what it quotes; a second line stays in the text column,
+	// the seq and time columns clear.
+	if !strings.Contains(lines[1], "#2 ") || !strings.Contains(lines[1], "<alice> (reply to #1 <alice>: hello bob) second line") {
+		t.Fatalf("history: the reply is not marked:\n%s", out)
+	}
+	if col := strings.Index(lines[0], "hello bob"); col < 0 || lines[2] != strings.Repeat(" ", col)+"third line" {
+		t.Fatalf("history: the second line of #2 is not under the text column:\n%s", out)
 	}
 	code, out, errs = bob.run(context.Background(), "", "history", "--limit", "1", "--before", "3", conv)
 	if code != 0 || !strings.Contains(out, "#2") || strings.Contains(out, "#1 ") || !strings.Contains(errs, "--before 2") {

@@ -18,8 +18,9 @@ var listenCmd = &command{
 
   [15:04:05] 9ZK2M4QX <alice> hello             a message (conversation id suffix, sender)
   [15:04:06] 9ZK2M4QX * bob read up to #12 (✓✓ read)  a receipt
+  [15:04:06] 9ZK2M4QX * you read up to #12 on another device
   [15:04:07] 9ZK2M4QX * bob is typing           typing
-  [15:04:08] * bob is online                    presence of the people you talk to
+  [15:04:08] * bob is online                    presence of the people you talk to (changes only)
 
 Messages are printed exactly once and in order; messages missed while the
 connection was down are fetched and printed when it comes back. By default
@@ -131,6 +132,8 @@ type printer struct {
 	w, errw io.Writer
 	names   *nameCache
 	now     func() time.Time
+
+	presence map[string]string // user id → the status last printed
 }
 
 func (p *printer) stamp(ms int64) string {
@@ -157,8 +160,15 @@ func (p *printer) print(ctx context.Context, ev client.Event) {
 		if s.Status == client.StatusRead {
 			verb, mark = "read", "✓✓ read"
 		}
+		who := p.names.get(ctx, s.UserID)
+		if s.UserID == p.names.selfID {
+			// The server tells a user's receipts to their other devices
+			// (never back to this one): say so, not "alice received".
+			fmt.Fprintf(p.w, "%s %s * you %s up to #%d on another device\n", p.stamp(s.Timestamp), shortID(s.ConversationID), verb, s.Seq)
+			return
+		}
 		fmt.Fprintf(p.w, "%s %s * %s %s up to #%d (%s)\n", p.stamp(s.Timestamp), shortID(s.ConversationID),
-			p.names.get(ctx, s.UserID), verb, s.Seq, mark)
+			who, verb, s.Seq, mark)
 	case client.EventTyping:
 		t := ev.Typing
 		what := "stopped typing"
@@ -168,6 +178,15 @@ func (p *printer) print(ctx context.Context, ev client.Event) {
 		fmt.Fprintf(p.w, "%s %s * %s %s\n", p.stamp(0), shortID(t.ConversationID), p.names.get(ctx, t.UserID), what)
 	case client.EventPresence:
 		pr := ev.Presence
+		// Subscribing again (after every group change) repeats the current
+		// state: print changes only.
+		if p.presence == nil {
+			p.presence = map[string]string{}
+		}
+		if p.presence[pr.UserID] == pr.Status {
+			return
+		}
+		p.presence[pr.UserID] = pr.Status
 		what := "is online"
 		if pr.Status != client.PresenceOnline {
 			what = "is offline"

@@ -331,3 +331,30 @@ func TestFormatting(t *testing.T) {
 		t.Errorf("printer output:\n%s\nwant:\n%s", buf.String(), want)
 	}
 }
+
+// listen says when a receipt comes from one of your own other devices, and
+// prints presence only when it changes (a group change subscribes again and
+// the server repeats the current state).
+func TestListenOwnReceiptsAndPresenceChanges(t *testing.T) {
+	var buf bytes.Buffer
+	p := &printer{w: &buf, errw: &buf, names: &nameCache{selfID: "u1", names: map[string]string{"u1": "alice", "u2": "bob"}},
+		now: func() time.Time { return time.Date(2025, 1, 2, 3, 4, 5, 0, time.Local) }}
+	ts := time.Date(2025, 1, 2, 10, 11, 12, 0, time.Local).UnixMilli()
+	ctx := context.Background()
+	conv := "01HCONVERSATIONABCDEFGH"
+	p.print(ctx, client.Event{Kind: client.EventStatus, Status: &client.StatusUpdate{ConversationID: conv, UserID: "u1", Seq: 14, Status: "delivered", Timestamp: ts}})
+	p.print(ctx, client.Event{Kind: client.EventStatus, Status: &client.StatusUpdate{ConversationID: conv, UserID: "u1", Seq: 15, Status: "read", Timestamp: ts}})
+	online := client.Event{Kind: client.EventPresence, Presence: &client.Presence{UserID: "u2", Status: "online"}}
+	p.print(ctx, online)
+	p.print(ctx, online) // repeated after a group change
+	p.print(ctx, client.Event{Kind: client.EventPresence, Presence: &client.Presence{UserID: "u2", Status: "offline"}})
+	p.print(ctx, online)
+	want := "[10:11:12] ABCDEFGH * you received up to #14 on another device\n" +
+		"[10:11:12] ABCDEFGH * you read up to #15 on another device\n" +
+		"[03:04:05] * bob is online\n" +
+		"[03:04:05] * bob is offline\n" +
+		"[03:04:05] * bob is online\n"
+	if buf.String() != want {
+		t.Errorf("printer output:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/internal/testskip"
 )
 
 // TestClusterKillNode is issue 4's failure case, with real processes: three
@@ -46,7 +47,7 @@ import (
 func TestClusterKillNode(t *testing.T) {
 	pgURL := os.Getenv("PARLEY_TEST_POSTGRES")
 	if pgURL == "" {
-		t.Skip("PARLEY_TEST_POSTGRES not set: the multi-process cluster test is skipped (export PARLEY_TEST_POSTGRES=$(sudo bash scripts/postgres-test-db.sh))")
+		testskip.Skip(t, "PARLEY_TEST_POSTGRES not set: the multi-process cluster test is skipped (export PARLEY_TEST_POSTGRES=$(sudo bash scripts/postgres-test-db.sh))")
 	}
 	if testing.Short() {
 		t.Skip("builds parleyd and runs three of them")

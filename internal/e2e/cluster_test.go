@@ -16,6 +16,7 @@ import (
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/internal/server"
 	"github.com/parley-chat/parley/internal/server/servertest"
+	"github.com/parley-chat/parley/internal/testskip"
 )
 
 // cluster is several parleyd nodes on one PostgreSQL schema and one NATS server.
@@ -40,7 +41,7 @@ func startClusterWith(t *testing.T, n int, opt func(i int, cfg *server.Config)) 
 	t.Helper()
 	pgURL := os.Getenv("PARLEY_TEST_POSTGRES")
 	if pgURL == "" {
-		t.Skip("PARLEY_TEST_POSTGRES not set: multi-node tests skipped")
+		testskip.Skip(t, "PARLEY_TEST_POSTGRES not set: multi-node tests skipped")
 	}
 	ns := startNATS(t)
 	schemaURL := freshSchema(t, pgURL)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/server"
 	"github.com/parley-chat/parley/internal/server/servertest"
+	"github.com/parley-chat/parley/internal/testskip"
 )
 
 // smallDisk mounts a tmpfs of the given size, or skips when this process may
@@ -22,7 +23,7 @@ func smallDisk(t *testing.T, size string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs here (%v: %s): disk-full test skipped", err, bytes.TrimSpace(out))
+		testskip.Skipf(t, "cannot mount a small tmpfs here (%v: %s): disk-full test skipped", err, bytes.TrimSpace(out))
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	return dir

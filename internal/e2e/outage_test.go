@@ -16,6 +16,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/server"
 	"github.com/parley-chat/parley/internal/server/servertest"
+	"github.com/parley-chat/parley/internal/testskip"
 )
 
 // tcpProxy forwards a local port to a target and can cut every connection
@@ -89,7 +90,7 @@ func (p *tcpProxy) restore() {
 func TestPostgresOutage(t *testing.T) {
 	pgURL := os.Getenv("PARLEY_TEST_POSTGRES")
 	if pgURL == "" {
-		t.Skip("PARLEY_TEST_POSTGRES not set: PostgreSQL outage test skipped")
+		testskip.Skip(t, "PARLEY_TEST_POSTGRES not set: PostgreSQL outage test skipped")
 	}
 	schemaURL := freshSchema(t, pgURL)
 	u, err := url.Parse(schemaURL)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/server/servertest"
 	"github.com/parley-chat/parley/internal/store/sqlite"
+	"github.com/parley-chat/parley/internal/testskip"
 )
 
 // The helpers in this file run parleyd as a real subprocess, for tests that
@@ -53,7 +54,7 @@ func goTool(t *testing.T) string {
 	t.Helper()
 	onPath, err := exec.LookPath("go")
 	if err != nil {
-		t.Skipf("no go command on PATH to build parleyd: %v", err)
+		testskip.Skipf(t, "no go command on PATH to build parleyd: %v", err)
 	}
 	out, err := exec.Command(onPath, "env", "GOROOT").Output()
 	if err == nil {

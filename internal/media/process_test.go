@@ -16,6 +16,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/media/mediatest"
+	"github.com/parley-chat/parley/internal/testskip"
 )
 
 func newTestProcessor(t testing.TB) *Processor {
@@ -358,17 +359,17 @@ func decodeAllGIF(b []byte) ([]*image.Paletted, error) {
 func TestVideoPosterWithFFmpeg(t *testing.T) {
 	ff := FindFFmpeg()
 	if ff == nil {
-		t.Skip("ffmpeg/ffprobe not on PATH: video posters and durations are optional")
+		testskip.Skip(t, "ffmpeg/ffprobe not on PATH: video posters and durations are optional")
 	}
 	dir := t.TempDir()
 	video, audio := filepath.Join(dir, "v.mp4"), filepath.Join(dir, "a.ogg")
 	if _, err := ff.run(t.Context(), ff.ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=2:size=320x240:rate=10",
 		"-pix_fmt", "yuv420p", video); err != nil {
-		t.Skipf("this ffmpeg cannot make a test video: %v", err)
+		testskip.Skipf(t, "this ffmpeg cannot make a test video: %v", err)
 	}
 	if _, err := ff.run(t.Context(), ff.ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
 		"-c:a", "libopus", audio); err != nil {
-		t.Skipf("this ffmpeg cannot make a test voice note: %v", err)
+		testskip.Skipf(t, "this ffmpeg cannot make a test voice note: %v", err)
 	}
 	p := NewProcessor(ProcessorConfig{TempDir: dir, FFmpeg: ff})
 	for _, tc := range []struct {

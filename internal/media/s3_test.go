@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/media"
 	"github.com/parley-chat/parley/internal/media/blobstest"
+	"github.com/parley-chat/parley/internal/testskip"
 )
 
 // TestS3BlobsFake runs the suite against an in-process fake S3 (gofakes3
@@ -44,7 +45,7 @@ func TestS3BlobsFake(t *testing.T) {
 func s3FromEnv(t *testing.T) media.S3Config {
 	raw := os.Getenv("PARLEY_TEST_S3")
 	if raw == "" {
-		t.Skip("PARLEY_TEST_S3 is not set: skipping the suite against a real S3-compatible server " +
+		testskip.Skip(t, "PARLEY_TEST_S3 is not set: skipping the suite against a real S3-compatible server "+
 			"(run `eval \"$(scripts/s3-test-server.sh)\"` to start one and set it)")
 	}
 	u, err := url.Parse(raw)

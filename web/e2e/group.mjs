@@ -1,9 +1,9 @@
 // A group of three in three browser contexts: creating it, exchanging
 // messages (same order everywhere), "read by N" with per-member detail,
-// rename, remove and add members, leave.
+// rename, remove and add members, leave; each change a line in the chat.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { T, launch, newDevice, registerUI, uname, openChat, sendUI, waitTexts, waitStatus, steps } from './lib.mjs';
+import { BASE, T, launch, newDevice, registerUI, uname, openChat, sendUI, waitTexts, waitStatus, steps } from './lib.mjs';
 
 test('group chat with three people', { timeout: 240_000 }, async (t) => {
   const browser = await launch();
@@ -77,6 +77,9 @@ test('group chat with three people', { timeout: 240_000 }, async (t) => {
     await dlg.locator('.info-name', { hasText: 'Project Y' }).waitFor();
     await b.page.locator('.chat-name', { hasText: 'Project Y' }).waitFor();
     await c.page.locator('.conv-name', { hasText: 'Project Y' }).waitFor();
+    // The change is a line in the chat, for the one who made it and the others.
+    await a.page.locator('.msgs li.sys', { hasText: 'You renamed the group “Project Y”' }).waitFor();
+    await b.page.locator('.msgs li.sys', { hasText: 'The group was renamed “Project Y”' }).waitFor();
   });
 
   await step('alice removes carol, then adds her back', async () => {
@@ -98,15 +101,34 @@ test('group chat with three people', { timeout: 240_000 }, async (t) => {
     await c.page.locator('.conv-name', { hasText: 'Project Y' }).waitFor();
     await openChat(c.page, 'Project Y');
     await waitTexts(c.page, (x) => x.includes('Hi team'), 'carol sees history again');
+    await a.page.locator('.msgs li.sys', { hasText: 'You removed Carol' }).waitFor();
+    await a.page.locator('.msgs li.sys', { hasText: 'You added Carol' }).waitFor();
+    await b.page.locator('.msgs li.sys', { hasText: 'Carol is no longer in the group' }).waitFor();
+    await b.page.locator('.msgs li.sys', { hasText: 'Carol was added' }).waitFor();
   });
 
-  await step('bob leaves the group', async () => {
+  await step('bob leaves the group; what he read stays read', async () => {
+    // Carol is away: alice's next message is read by bob only.
+    await c.page.goto(`${BASE}/healthz`);
+    await sendUI(a.page, 'Read by Bob only');
+    await waitTexts(b.page, (x) => x.includes('Read by Bob only'), 'bob reads it');
+    const only = a.page.locator('.msgs li.msg.own', { hasText: 'Read by Bob only' });
+    await only.locator('.read-by', { hasText: 'Read by 1' }).waitFor();
+
     await b.page.locator('.chat-head').getByRole('button', { name: 'Group info', exact: true }).click();
     await b.page.getByRole('button', { name: 'Leave group' }).click();
     await b.page.locator('dialog.modal-small').getByRole('button', { name: 'Leave' }).click();
     await b.page.locator('.conv-name', { hasText: 'Project Y' }).waitFor({ state: 'detached' });
     await b.page.locator('.chat-placeholder').waitFor();
     await a.page.locator('.chat-status', { hasText: '2 members' }).waitFor({ timeout: T.normal });
+    await a.page.locator('.msgs li.sys', { hasText: 'Bob is no longer in the group' }).waitFor();
+    // His leaving takes no receipt back: still "Read by 1", not a bare ✓.
+    assert.equal(await only.locator('.read-by').textContent(), 'Read by 1');
+    const hi = a.page.locator('.msgs li.msg.own', { hasText: 'Hi team' });
+    assert.equal(await hi.getAttribute('data-status'), 'read', 'Hi team was read by everyone at the time');
+
+    await c.page.goto(`${BASE}/`);
+    await openChat(c.page, 'Project Y');
     await sendUI(a.page, 'Bye Bob');
     await waitTexts(c.page, (x) => x.includes('Bye Bob'), 'carol still gets messages');
   });

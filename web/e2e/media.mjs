@@ -55,6 +55,12 @@ test('photos, files, voice notes and uploads in the web client', { timeout: 240_
       }
     }).observe(document.body, { childList: true, subtree: true }));
     await attach({ name: 'lake.png', mimeType: 'image/png', buffer: png });
+    // First a preview with a caption field; nothing is sent before Send.
+    const dlg = A.page.locator('dialog.modal-preview');
+    await dlg.locator('img.photo-preview-img[src^="blob:"]').waitFor();
+    assert.equal(await A.page.locator(`${own} .media-image`).count(), 0, 'sent before Send');
+    await dlg.getByLabel('Caption').fill('The lake at dusk');
+    await dlg.getByRole('button', { name: 'Send' }).click();
     // Shown at once, before the upload finishes, from the local file.
     const mine = A.page.locator(`${own} .media-image`).last();
     await mine.waitFor({ timeout: T.short });
@@ -85,6 +91,7 @@ test('photos, files, voice notes and uploads in the web client', { timeout: 240_
     assert.ok(Math.abs(box.width / box.height - 1.5) < 0.02, `box ${box.width}×${box.height} keeps 3:2`);
     const stored = (await history(bob, conv)).at(-1);
     assert.equal(stored.content_type, 'image');
+    assert.equal(stored.content, 'The lake at dusk', 'the caption is the message text');
     assert.equal(stored.media.name, 'lake.png');
     assert.equal(stored.media.thumbnail, thumbSrc);
     await B.page.locator('.conv-preview', { hasText: 'Photo' }).waitFor();
@@ -153,6 +160,7 @@ test('photos, files, voice notes and uploads in the web client', { timeout: 240_
       if (route.request().method() === 'PATCH') route.abort('connectionreset'); else route.continue();
     });
     await attach({ name: 'retry.png', mimeType: 'image/png', buffer: landscapePNG(300, 200) });
+    await A.page.locator('dialog.modal-preview').getByRole('button', { name: 'Send' }).click();
     const li = A.page.locator(`${own}[data-status="failed"]`).last();
     await li.locator('.msg-fail', { hasText: 'Upload failed' }).waitFor({ timeout: T.normal });
     await A.page.unroute('**/api/v1/uploads/*');
@@ -170,6 +178,7 @@ test('photos, files, voice notes and uploads in the web client', { timeout: 240_
       const box = document.querySelector('.composer-input');
       box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
     }, small);
+    await A.page.locator('dialog.modal-preview').getByRole('button', { name: 'Send' }).click();
     await B.page.getByRole('button', { name: /^Open photo pasted\.png/ }).waitFor();
     await A.page.evaluate(() => {
       const dt = new DataTransfer();

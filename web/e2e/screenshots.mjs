@@ -61,7 +61,7 @@ try {
   await say(alice, ab, 'Yes! 10am at the trailhead 🥾', "I'll bring coffee");
   await say(bob, ab, 'Perfect. Carol said she might join too', 'Should I book the cabin for Sunday night?');
   await say(alice, ab, 'Please do — this is the one I mentioned: https://example.com/cabins/pine-lodge');
-  await say(bob, ab, 'Booked ✅\nCheck-in is after 3pm, and they have a wood stove.');
+  await say(bob, ab, { content: 'Booked ✅\nCheck-in is after 3pm, and they have a wood stove.', content_type: 'text', reply_to_seq: 6 });
   await say(alice, ab, 'Amazing, thank you!', 'See you Saturday 🙌');
   await status(bob, ab, 9, 'delivered');
   await status(bob, ab, 8, 'read');

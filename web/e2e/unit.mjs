@@ -44,6 +44,24 @@ test('receipts: sent, delivered, read, and counts in groups', () => {
   assert.deepEqual(receiptOf(conv, 'me', 6), { status: 'sent', read: 0, delivered: 0, total: 2 });
 });
 
+test('receipts never go backwards when members leave (or leave and come back)', () => {
+  const conv = {
+    members: [
+      { user_id: 'me', delivered_seq: 9, read_seq: 9 },
+      { user_id: 'c', delivered_seq: 0, read_seq: 0 }, // removed and added back: new watermarks
+    ],
+    _former: {
+      b: { user_id: 'b', delivered_seq: 5, read_seq: 5 }, // read up to 5, then left
+      c: { user_id: 'c', delivered_seq: 4, read_seq: 4 },
+      d: { user_id: 'd', delivered_seq: 2, read_seq: 1 }, // left before seq 3 was sent
+    },
+  };
+  assert.deepEqual(receiptOf(conv, 'me', 4), { status: 'read', read: 2, delivered: 2, total: 2 });
+  assert.deepEqual(receiptOf(conv, 'me', 5), { status: 'sent', read: 1, delivered: 1, total: 2 });
+  assert.deepEqual(receiptOf(conv, 'me', 6), { status: 'sent', read: 0, delivered: 0, total: 1 });
+  assert.deepEqual(receiptOf(conv, 'me', 1), { status: 'read', read: 3, delivered: 3, total: 3 }, 'members who left count for what they got');
+});
+
 test('formatting helpers', () => {
   assert.equal(initials('Alice Martin'), 'AM');
   assert.equal(initials('Weekend trip 🏔️'), 'WT');

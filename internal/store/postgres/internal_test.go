@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/parley-chat/parley/internal/testskip"
 )
 
 // TestQueryPlans checks with EXPLAIN that every hot-path query is answered
@@ -16,7 +18,7 @@ import (
 func TestQueryPlans(t *testing.T) {
 	dbURL := os.Getenv("PARLEY_TEST_POSTGRES")
 	if dbURL == "" {
-		t.Skip("PARLEY_TEST_POSTGRES not set: PostgreSQL store tests skipped")
+		testskip.Skip(t, "PARLEY_TEST_POSTGRES not set: PostgreSQL store tests skipped")
 	}
 	ctx := t.Context()
 	conn, err := pgx.Connect(ctx, dbURL)

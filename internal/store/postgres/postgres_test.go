@@ -20,6 +20,7 @@ import (
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/store/postgres"
 	"github.com/parley-chat/parley/internal/store/storetest"
+	"github.com/parley-chat/parley/internal/testskip"
 )
 
 // testURL returns the server the tests use, or skips the test.
@@ -27,7 +28,7 @@ func testURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("PARLEY_TEST_POSTGRES")
 	if u == "" {
-		t.Skip("PARLEY_TEST_POSTGRES not set: PostgreSQL store tests skipped")
+		testskip.Skip(t, "PARLEY_TEST_POSTGRES not set: PostgreSQL store tests skipped")
 	}
 	return u
 }
@@ -470,7 +471,7 @@ func TestServerDown(t *testing.T) {
 func hostPort(t *testing.T, dbURL string) string {
 	u, err := url.Parse(dbURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-		t.Skip("PARLEY_TEST_POSTGRES is not a postgres:// URL with a host: proxy tests skipped")
+		testskip.Skip(t, "PARLEY_TEST_POSTGRES is not a postgres:// URL with a host: proxy tests skipped")
 	}
 	if u.Port() == "" {
 		return net.JoinHostPort(u.Hostname(), "5432")
@@ -482,7 +483,7 @@ func hostPort(t *testing.T, dbURL string) string {
 func withHost(t *testing.T, dbURL, hostPort string) string {
 	u, err := url.Parse(dbURL)
 	if err != nil || u.Host == "" {
-		t.Skip("PARLEY_TEST_POSTGRES is not a postgres:// URL with a host")
+		testskip.Skip(t, "PARLEY_TEST_POSTGRES is not a postgres:// URL with a host")
 	}
 	u.Host = hostPort
 	return u.String()

@@ -35,11 +35,11 @@ export class Attachments {
   }
 
   /** Send a file to a conversation; returns the outbox entry. */
-  send(convId, file) {
+  send(convId, file, caption = '') {
     const c = this.client;
     const type = file.type || 'application/octet-stream';
     const kind = kindOf(type);
-    const e = c.outbox.add(convId, '', kind, {
+    const e = c.outbox.add(convId, caption, kind, {
       state: 'uploading',
       media: { content_type: type, size: file.size, name: file.name || '' },
       progress: 0,

@@ -47,6 +47,7 @@ export class Client extends EventTarget {
     this.filling = new Map();
     this.fetching = new Map();
     this.subscribed = new Set();
+    this.localChanges = new Map(); // conversation id → group changes made here and not answered yet
     const wsURL = () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/ws?token=${encodeURIComponent(this.session.token)}`;
     this.socket = new Socket(wsURL, {
       onFrame: (f) => { this.chain = this.chain.then(() => this.handle(f)).catch((e) => console.error('parley: frame', f.type, e)); },
@@ -143,6 +144,11 @@ export class Client extends EventTarget {
   onSocketClose(code, wasReady) {
     this.syncing = false;
     this.typing.clear();
+    // Without a socket we hear of no presence change: what we knew may be
+    // stale, so it is unknown until the next connection subscribes again
+    // (the server then sends the current state).
+    this.presence.clear();
+    this.changed('presence');
     if (code === 4440) { this.sessionEnded('expired'); return; }
     if (code === 1009) {
       // A frame over the server's limit: fail the big messages instead of resending them forever.
@@ -264,6 +270,14 @@ export class Client extends EventTarget {
       if (peer) this.subscribePresence([peer.user_id]);
     } else {
       const old = new Map(c.members.map((m) => [m.user_id, m]));
+      // Members who leave keep the receipts they gave: a message they read
+      // stays read (store.js receiptOf).
+      const stay = new Set(srv.members.map((m) => m.user_id));
+      for (const m of c.members) {
+        if (stay.has(m.user_id) || m.user_id === this.me) continue;
+        const f = (c._former ||= {})[m.user_id] || { user_id: m.user_id, delivered_seq: 0, read_seq: 0 };
+        c._former[m.user_id] = { user_id: m.user_id, delivered_seq: Math.max(f.delivered_seq, m.delivered_seq), read_seq: Math.max(f.read_seq, m.read_seq) };
+      }
       c.members = srv.members.map((m) => {
         const o = old.get(m.user_id);
         return o ? { ...m, delivered_seq: Math.max(m.delivered_seq, o.delivered_seq), read_seq: Math.max(m.read_seq, o.read_seq) } : { ...m };
@@ -312,8 +326,35 @@ export class Client extends EventTarget {
       this.dropConversation(id, known && f.change === 'member_removed' ? `You are no longer a member of ${name}.` : '');
       return;
     }
-    this.mergeConversation(srv, false);
+    if (known) this.noteChanges(known, srv);
+    const merged = this.mergeConversation(srv, false);
+    if (!known && merged && f.change === 'created' && srv.type === 'direct' && !(srv.last_seq > 0)) merged._quiet = true;
     if (!known) this.fetchConversation(id); // for this user's own unread count
+  }
+
+  /**
+   * Group changes as lines in the chat ("Carol was added", "Bob is no longer in the group"): the
+   * difference between what we knew and a conversation_updated. The frame
+   * does not name who made the change; changes made here say "You ...".
+   * Kept in memory only (the server does not store them yet).
+   */
+  noteChanges(known, srv) {
+    if (known.type !== 'group' || this.localChanges.get(known.conversation_id)) return; // that one writes its own line
+    const name = (u) => this.users.name(u, 'Someone');
+    const had = new Set(known.members.map((m) => m.user_id));
+    const has = new Set(srv.members.map((m) => m.user_id));
+    for (const u of has) if (!had.has(u)) this.noteEvent(known.conversation_id, `${name(u)} was added`);
+    for (const u of had) if (!has.has(u)) this.noteEvent(known.conversation_id, `${name(u)} is no longer in the group`);
+    if (srv.name && srv.name !== known.name) this.noteEvent(known.conversation_id, `The group was renamed “${srv.name}”`);
+  }
+
+  /** Add a system line to a conversation's timeline (views/messages.js). */
+  noteEvent(convId, text) {
+    const c = this.convs.get(convId);
+    if (!c) return;
+    const at = Math.max(Date.now(), c.last_message ? c.last_message.timestamp + 1 : 0);
+    (c._events ||= []).push({ at, text, key: `${at}:${c._events.length}` });
+    this.changed('list', `conv:${convId}`);
   }
 
   /** Unread messages: the server's count at the last snapshot, moved on locally. */
@@ -344,11 +385,17 @@ export class Client extends EventTarget {
     return p ? this.users.name(p.user_id, 'Loading…') : 'Direct chat';
   }
 
-  /** Conversations, most recently active first. */
+  /**
+   * Conversations for the list, most recently active first. A direct chat
+   * someone else just started with us (conversation_updated "created", no
+   * message yet: _quiet) is listed with its first message, not as an empty
+   * "Say hello"; ours, an open one and one with unsent messages always are.
+   */
   sortedConversations() {
     const outboxAt = new Map();
     for (const e of this.outbox.items) outboxAt.set(e.conversation_id, Math.max(outboxAt.get(e.conversation_id) || 0, e.timestamp));
-    return [...this.convs.values()].sort((a, b) =>
+    const listed = (c) => !c._quiet || c.last_seq > 0 || c._startedHere || c.conversation_id === this.activeId || outboxAt.has(c.conversation_id);
+    return [...this.convs.values()].filter(listed).sort((a, b) =>
       activityTime(b, outboxAt.get(b.conversation_id)) - activityTime(a, outboxAt.get(a.conversation_id)));
   }
 
@@ -467,7 +514,7 @@ export class Client extends EventTarget {
   }
 
   /** Send a file (photo, video, voice note, document): uploaded first, then sent. */
-  sendFile(convId, file) { return this.attachments.send(convId, file); }
+  sendFile(convId, file, caption = '') { return this.attachments.send(convId, file, caption); }
 
   sendEntry(e) {
     if (e.state === 'uploading') return; // sent when its upload completes
@@ -673,6 +720,7 @@ export class Client extends EventTarget {
     if (u.user_id === this.me) throw new Error("That's you. Pick someone else.");
     const c = await this.api.createDirect(u.user_id);
     const merged = this.mergeConversation(c, true);
+    merged._startedHere = true;
     return merged.conversation_id;
   }
 
@@ -682,26 +730,51 @@ export class Client extends EventTarget {
     return this.mergeConversation(c, true).conversation_id;
   }
 
+  /**
+   * Run a group change made here: its conversation_updated may arrive before
+   * the answer, so the line it leaves in the chat ("You added Carol") is
+   * written here, from the state before the change, and not from the frame.
+   */
+  async localChange(convId, fn) {
+    this.localChanges.set(convId, (this.localChanges.get(convId) || 0) + 1);
+    try {
+      return await fn();
+    } finally {
+      const n = this.localChanges.get(convId) - 1;
+      if (n > 0) this.localChanges.set(convId, n); else this.localChanges.delete(convId);
+    }
+  }
+
   async addMembers(convId, userIds) {
-    const c = await this.api.addMembers(convId, [...new Set(userIds)]);
+    const before = this.convs.get(convId);
+    const had = new Set(before ? before.members.map((m) => m.user_id) : []);
+    const c = await this.localChange(convId, () => this.api.addMembers(convId, [...new Set(userIds)]));
     this.mergeConversation(c, false);
+    const added = c.members.filter((m) => !had.has(m.user_id)).map((m) => this.users.name(m.user_id, 'someone'));
+    if (added.length) this.noteEvent(convId, `You added ${added.join(', ')}`);
   }
 
   async removeMember(convId, userId) {
-    await this.api.removeMember(convId, userId);
+    const gone = memberOf(this.convs.get(convId), userId);
+    await this.localChange(convId, () => this.api.removeMember(convId, userId));
     if (userId === this.me) {
       this.dropConversation(convId, '');
       return;
     }
     const c = this.convs.get(convId);
     if (c) {
+      if (gone) (c._former ||= {})[userId] = { user_id: userId, delivered_seq: gone.delivered_seq, read_seq: gone.read_seq };
       c.members = c.members.filter((m) => m.user_id !== userId);
+      if (gone) this.noteEvent(convId, `You removed ${this.users.name(userId, 'someone')}`);
       this.changed('list', `conv:${convId}`);
     }
   }
 
   async rename(convId, name) {
-    const c = await this.api.renameGroup(convId, name.trim());
+    const before = this.convs.get(convId);
+    const old = before ? before.name : '';
+    const c = await this.localChange(convId, () => this.api.renameGroup(convId, name.trim()));
     this.mergeConversation(c, false);
+    if (c.name !== old) this.noteEvent(convId, `You renamed the group “${c.name}”`);
   }
 }

@@ -63,9 +63,18 @@ export const peerOf = (conv, me) => conv.type === 'direct' ? (otherMembers(conv,
 /**
  * Receipt state of one of my messages: 'sent', 'delivered' (every other
  * member got it) or 'read' (every other member read it), plus counts.
+ * Members who have left since (conv._former: user id → their last
+ * watermarks) still count if they got the message: a receipt, once given,
+ * is never taken back, and the counts are of the members at the time.
  */
 export function receiptOf(conv, me, seq) {
-  const others = otherMembers(conv, me);
+  const former = conv._former || {};
+  const others = otherMembers(conv, me).map((m) => {
+    const f = former[m.user_id]; // left and came back: the best of both
+    return f ? { ...m, read_seq: Math.max(m.read_seq, f.read_seq), delivered_seq: Math.max(m.delivered_seq, f.delivered_seq) } : m;
+  });
+  const current = new Set(others.map((m) => m.user_id));
+  for (const f of Object.values(former)) if (!current.has(f.user_id) && f.user_id !== me && f.delivered_seq >= seq) others.push(f);
   let read = 0;
   let delivered = 0;
   for (const m of others) {

@@ -46,6 +46,8 @@ const ICONS = {
   send: { fill: true, d: ['M3.4 20.4 21.85 12.4a.45.45 0 0 0 0-.8L3.4 3.6a.45.45 0 0 0-.63.5L4.6 11l9.4 1-9.4 1-1.83 6.9a.45.45 0 0 0 .63.5Z'] },
   check: { box: '0 0 18 12', d: ['M1.5 6.5 5 10l7-8'] },
   checks: { box: '0 0 18 12', d: ['M1 6.5 4.5 10l7-8', 'M8.2 8.6 9.6 10l7-8'] },
+  // Read: the two checks in a closed ring, told from "delivered" without colour.
+  read: { box: '0 0 26 14', d: ['M5 7.5 8 10.5l6-7', 'M11.2 9.1l1.4 1.4 6-7', 'M7 1h12a6 6 0 0 1 0 12H7A6 6 0 0 1 7 1Z'] },
   clock: { d: [circle(12, 12, 9), 'M12 7v5l3 2'] },
   alert: { d: [circle(12, 12, 9), 'M12 7.5v5', 'M12 16.2v.3'] },
   back: { d: ['M19 12H5', 'm12 19-7-7 7-7'] },

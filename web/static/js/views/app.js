@@ -87,10 +87,10 @@ export function mountApp(root, client) {
     banner.hidden = !text;
     banner.className = `banner banner-${kind}`;
     banner.dataset.state = c.state;
-    banner.replaceChildren(
-      icon(kind === 'warn' ? 'wifiOff' : 'clock'),
-      h('span', null, text),
-      retry ? h('button', { type: 'button', class: 'btn btn-small btn-ghost', onclick: () => client.socket.reconnectNow() }, 'Retry now') : null);
+    // replaceChildren() would render a null as the text "null": only nodes.
+    const parts = [icon(kind === 'warn' ? 'wifiOff' : 'clock'), h('span', null, text)];
+    if (retry) parts.push(h('button', { type: 'button', class: 'btn btn-small btn-ghost', onclick: () => client.socket.reconnectNow() }, 'Retry now'));
+    banner.replaceChildren(...parts);
   }
 
   // Title with the unread total.

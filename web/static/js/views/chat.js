@@ -209,6 +209,7 @@ export class ChatView {
       discard: (mid) => c.discard(mid),
       receipts: (seq) => receiptDialog(c, id, seq),
       openMedia: (m) => this.openMedia(m),
+      jumpTo: (seq) => this.jumpTo(seq),
     };
     reconcile(this.ol, messageItems(c, conv, actions, now));
 
@@ -249,6 +250,21 @@ export class ChatView {
     if (w && w.hasOlder && !w.noOlder && !w.loadingOlder && !w.olderError && sc.scrollHeight <= sc.clientHeight + LOAD_OLDER_AT) {
       c.loadOlder(id);
     }
+  }
+
+  /** Scroll to the message seq (a reply's quote was clicked) and flash it. */
+  jumpTo(seq) {
+    const li = this.ol.querySelector(`li.msg[data-seq="${CSS.escape(String(seq))}"]`);
+    if (!li) {
+      this.announce('That message is not loaded. Scroll up to load earlier messages.');
+      return;
+    }
+    this.stick = false;
+    li.scrollIntoView({ block: 'center', behavior: 'smooth' });
+    li.classList.remove('flash');
+    void li.offsetWidth; // restart the animation
+    li.classList.add('flash');
+    setTimeout(() => li.classList.remove('flash'), 1600);
   }
 
   renderJump() {

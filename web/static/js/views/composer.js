@@ -4,6 +4,8 @@
 // Files come from the attach button, from pasting (a copied image or file,
 // when the clipboard holds no text) and from dropping (chat.js).
 import { h, icon } from '../util/dom.js';
+import { kindOf } from '../upload.js';
+import { previewDialog } from './dialogs.js';
 
 const TYPING_REFRESH = 3000;
 const TYPING_IDLE = 5000;
@@ -64,13 +66,26 @@ export class Composer {
     this.sendBtn.disabled = !this.input.value.trim();
   }
 
-  /** Send each file as its own message (empty files are refused here: the server would too). */
+  /**
+   * Send each file as its own message (empty files are refused here: the
+   * server would too). Photos are shown first with a caption field
+   * (previewDialog): sent from there, or not at all.
+   */
   sendFiles(files) {
     if (!this.convId || !files.length) return;
+    const convId = this.convId;
     const empty = files.filter((f) => f.size === 0);
-    for (const f of files) if (f.size > 0) this.client.sendFile(this.convId, f);
+    const photos = files.filter((f) => f.size > 0 && kindOf(f.type || '') === 'image');
+    const others = files.filter((f) => f.size > 0 && !photos.includes(f));
+    for (const f of others) this.client.sendFile(convId, f);
     this.note.textContent = empty.length ? `${empty.map((f) => f.name || 'A file').join(', ')}: empty, not sent.` : '';
-    if (files.length > empty.length) this.onSent();
+    if (others.length) this.onSent();
+    if (photos.length) {
+      previewDialog(photos, (caption) => {
+        photos.forEach((f, i) => this.client.sendFile(convId, f, i === 0 ? caption : ''));
+        this.onSent();
+      });
+    }
   }
 
   setEnabled(on) {

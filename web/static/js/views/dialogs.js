@@ -279,7 +279,7 @@ export function receiptDialog(client, convId, msgSeq) {
         : h('p', { class: 'muted' }, '—'));
     box.replaceChildren(
       m ? h('blockquote', { class: 'receipt-quote' }, previewText(m), h('span', { class: 'muted' }, ` · ${clock(m.timestamp)}`)) : null,
-      section('Read by', 'read', read, 'checks'),
+      section('Read by', 'read', read, 'read'),
       section('Delivered to', 'delivered', delivered, 'checks'),
       section('Not delivered yet', 'waiting', waiting, 'check'));
   }
@@ -327,4 +327,34 @@ export function notificationsDialog(client) {
   });
   render();
   (enable.hidden ? (off.hidden ? dialog.querySelector('.modal-head .icon-btn') : off) : enable).focus();
+}
+
+/**
+ * Photos about to be sent: shown as they are, with a caption (sent with
+ * the first one). send(caption) is called on Send; Cancel or Escape sends
+ * nothing.
+ */
+export function previewDialog(files, send) {
+  const urls = files.map((f) => URL.createObjectURL(f));
+  const caption = h('input', { id: 'photo-caption', class: 'input', autocomplete: 'off', maxlength: '4096', placeholder: 'Add a caption…', 'aria-label': 'Caption' });
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, icon('send'), files.length > 1 ? `Send ${files.length} photos` : 'Send');
+  const form = h('form', { class: 'stack photo-preview' },
+    h('div', { class: 'photo-preview-list' }, urls.map((u, i) => h('img', { class: 'photo-preview-img', src: u, alt: `Preview of ${files[i].name || 'the photo'}` }))),
+    caption,
+    h('div', { class: 'modal-actions' },
+      h('button', { type: 'button', class: 'btn btn-ghost', onclick: () => dialog.close() }, 'Cancel'),
+      submit));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    dialog.close();
+    send(caption.value.trim());
+  });
+  const dialog = openDialog({
+    title: files.length > 1 ? `Send ${files.length} photos` : 'Send a photo',
+    body: form,
+    className: 'modal-preview',
+    onClose: () => { for (const u of urls) URL.revokeObjectURL(u); },
+  });
+  caption.focus();
+  return dialog;
 }

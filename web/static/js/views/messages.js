@@ -6,6 +6,7 @@ import { clock, dayKey, dayLabel, fullTime, colorSlot, plural } from '../util/fo
 import { receiptOf } from '../store.js';
 import { renderContent, isVisual } from './content.js';
 import { avatar } from './avatar.js';
+import { quoteBlock, quoteState } from './quote.js';
 
 const RUN_GAP = 5 * 60_000; // a pause this long starts a new sender group
 
@@ -13,7 +14,7 @@ const TICKS = {
   pending: { icon: 'clock', label: 'Sending' },
   sent: { icon: 'check', label: 'Sent' },
   delivered: { icon: 'checks', label: 'Delivered' },
-  read: { icon: 'checks', label: 'Read' },
+  read: { icon: 'read', label: 'Read' }, // a shape of its own, not only a colour
   failed: { icon: 'alert', label: 'Not sent' },
 };
 
@@ -54,7 +55,7 @@ function outboxMessage(client, e) {
 
 /**
  * items(client, conv, actions) → [{key, sig, build}]
- * actions: {retry(id), discard(id), receipts(seq)}
+ * actions: {retry(id), discard(id), receipts(seq), jumpTo(seq)}
  */
 export function messageItems(client, conv, actions, now = Date.now()) {
   const me = client.me;
@@ -75,8 +76,23 @@ export function messageItems(client, conv, actions, now = Date.now()) {
   };
   const items = [];
   let prevDay = '';
+  // Group changes seen here ("Carol was added"), placed among the messages by time.
+  const events = (conv._events || []).slice();
+  const system = (upTo) => {
+    while (events.length && events[0].at <= upTo) {
+      const ev = events.shift();
+      const day = dayKey(ev.at);
+      if (day !== prevDay) {
+        const label = dayLabel(ev.at, now);
+        items.push({ key: `day:${day}`, sig: label, build: () => h('li', { class: 'day' }, h('span', null, label)) });
+        prevDay = day;
+      }
+      items.push({ key: `sys:${ev.key}`, sig: ev.text, build: () => h('li', { class: 'sys', role: 'note' }, h('span', null, ev.text)) });
+    }
+  };
   for (let i = 0; i < entries.length; i++) {
     const { m, out } = entries[i];
+    system(m.timestamp - 1);
     const prev = entries[i - 1] ? entries[i - 1].m : null;
     const next = entries[i + 1] ? entries[i + 1].m : null;
     const day = dayKey(m.timestamp);
@@ -88,12 +104,13 @@ export function messageItems(client, conv, actions, now = Date.now()) {
     const sameRun = (a, b) => a && b && a.sender_id === b.sender_id && dayKey(a.timestamp) === dayKey(b.timestamp) && Math.abs(b.timestamp - a.timestamp) < RUN_GAP;
     const first = !sameRun(prev, m);
     const last = !sameRun(m, next);
-    items.push(bubble(client, conv, m, out, { first, last, group, actions, env, now }));
+    items.push(bubble(client, conv, m, out, { first, last, group, actions, env, now, w }));
   }
+  system(Infinity);
   return items;
 }
 
-function bubble(client, conv, m, out, { first, last, group, actions, env, now }) {
+function bubble(client, conv, m, out, { first, last, group, actions, env, now, w }) {
   const own = m.sender_id === client.me;
   let status = '';
   let receipt = null;
@@ -111,9 +128,11 @@ function bubble(client, conv, m, out, { first, last, group, actions, env, now })
   const showAvatar = !own && group && last;
   const readBy = own && group && receipt && last && receipt.read > 0 ? receipt.read : 0;
   const key = own && m.client_message_id ? `c:${m.client_message_id}` : `s:${m.seq}`;
+  const quote = Number.isInteger(m.reply_to_seq) && m.reply_to_seq > 0 ? quoteState(w, m.reply_to_seq) : null;
+  const quoteSig = quote && [quote.state, quote.sender, quote.text, quote.sender && client.users.name(quote.sender)];
   const sig = JSON.stringify([m.seq, m.content, m.content_type, status, receipt && [receipt.read, receipt.delivered, receipt.total],
     first, last, senderName, showAvatar, readBy, out && out.error, retryReady, wait,
-    m.media_id, m.media && [m.media.width, m.media.thumbnail ? m.media.thumbnail.length : 0], m.upload && m.upload.state]);
+    m.media_id, m.media && [m.media.width, m.media.thumbnail ? m.media.thumbnail.length : 0], m.upload && m.upload.state, quoteSig]);
   const visual = isVisual(m);
   return {
     key,
@@ -123,8 +142,10 @@ function bubble(client, conv, m, out, { first, last, group, actions, env, now })
       let ticks = null;
       if (own && t) {
         const label = group && receipt ? `${t.label}. Read by ${receipt.read} of ${receipt.total}, delivered to ${receipt.delivered}.` : t.label;
-        ticks = group && receipt
-          ? h('button', { type: 'button', class: `ticks tick-${status}`, 'aria-label': `${label} Show details`, title: 'Message info', onclick: () => actions.receipts(m.seq) }, icon(t.icon))
+        // Sent, delivered and read differ in shape, say which on hover, and
+        // open the message info on a click or tap (direct chats too).
+        ticks = receipt
+          ? h('button', { type: 'button', class: `ticks tick-${status}`, 'aria-label': `${label} Show details`, title: `${label} Click for message info.`, onclick: () => actions.receipts(m.seq) }, icon(t.icon))
           : h('span', { class: `ticks tick-${status}`, role: 'img', 'aria-label': label, title: label }, icon(t.icon));
       }
       const meta = h('span', { class: 'meta' },
@@ -138,6 +159,7 @@ function bubble(client, conv, m, out, { first, last, group, actions, env, now })
       h('div', { class: 'msg-col' },
         h('div', { class: `bubble${status === 'failed' ? ' bubble-failed' : ''}${visual ? ' bubble-media' : ''}${m.media_id || m.upload ? ` bubble-${m.content_type}` : ''}` },
           senderName ? h('span', { class: `sender c${colorSlot(m.sender_id)}` }, senderName) : null,
+          quote ? quoteBlock(quote, (u) => (u === client.me ? 'You' : client.users.name(u)), actions.jumpTo) : null,
           renderContent(m, env),
           meta),
         readBy ? h('button', { type: 'button', class: 'read-by', onclick: () => actions.receipts(m.seq) }, `Read by ${readBy}`) : null,

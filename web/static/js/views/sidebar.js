@@ -126,7 +126,9 @@ export class Sidebar {
     const typers = c.typingIn(id);
     const outbox = c.outbox.forConversation(id);
     const lastOut = outbox[outbox.length - 1];
-    const last = conv.last_message;
+    // A conversation heard of through conversation_updated may lack
+    // last_message: the window may hold it; without either, no hint.
+    const last = conv.last_message || c.windows.get(id)?.get(conv.last_seq) || null;
     let preview;
     let previewKind = '';
     let time = last ? last.timestamp : conv.created_at;
@@ -140,6 +142,11 @@ export class Sidebar {
     } else if (last) {
       const who = last.sender_id === c.me ? 'You: ' : conv.type === 'group' ? `${c.users.name(last.sender_id)}: ` : '';
       preview = who + previewText(last);
+    } else if (conv.last_seq > 0) {
+      preview = '';
+    } else if (conv._events && conv._events.length) {
+      preview = conv._events[conv._events.length - 1].text;
+      previewKind = 'hint';
     } else {
       preview = conv.type === 'group' ? 'Group created' : 'Say hello 👋';
       previewKind = 'hint';

@@ -1,0 +1,11 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/parley-chat/parley/internal/testskip"
+)
+
+// TestMain lists the tests skipped for want of PARLEY_TEST_POSTGRES in go
+// test's default output.
+func TestMain(m *testing.M) { testskip.Main(m) }
