@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,4 +127,75 @@ func BenchmarkMessages(b *testing.B) {
 			}
 		})
 	})
+}
+
+// benchPairs opens a store with pairs direct conversations (2*pairs users),
+// the shape of 1:1 chat at scale: every message of a batch lands in its own
+// conversation and so dirties its own pages.
+func benchPairs(b *testing.B, pairs int) (*sqlite.Store, []chat.Conversation) {
+	b.Helper()
+	ctx := context.Background()
+	s, _ := openTemp(b, sqlite.Options{})
+	b.Cleanup(func() { s.Close() })
+	now := time.Now().UnixMilli()
+	convs := make([]chat.Conversation, pairs)
+	for i := range pairs {
+		var ms []chat.Member
+		for _, side := range []string{"a", "b"} {
+			u := chat.User{ID: fmt.Sprintf("u%05d%s", i, side), Username: fmt.Sprintf("u%05d%s", i, side), CreatedAt: now}
+			if err := s.CreateUser(ctx, u, []byte("h")); err != nil {
+				b.Fatal(err)
+			}
+			ms = append(ms, chat.Member{UserID: u.ID, Role: chat.RoleMember, JoinedAt: now})
+		}
+		c := chat.Conversation{ID: fmt.Sprintf("pair-%05d", i), Type: chat.TypeDirect, Members: ms, CreatedAt: now, UpdatedAt: now}
+		got, _, err := s.DirectConversation(ctx, c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		convs[i] = got
+	}
+	return s, convs
+}
+
+// BenchmarkAppendSpread is group commit as 1:1 chat sees it: 1,000 direct
+// conversations, each message of a batch in a different one, batches of the
+// sizes the commit loop sees from light to heavy load.
+func BenchmarkAppendSpread(b *testing.B) {
+	for _, size := range []int{1, 4, 16, 64, 256} {
+		b.Run(fmt.Sprintf("convs=1000/batch=%d", size), func(b *testing.B) {
+			s, convs := benchPairs(b, 1000)
+			ctx := context.Background()
+			var ids chat.IDGen
+			n := 0
+			batch := make([]chat.Message, size)
+			cpu0 := processCPU()
+			for b.Loop() {
+				for i := range batch {
+					c := convs[n%len(convs)]
+					m := benchMessage(c, &ids, n)
+					m.SenderID = c.Members[(n/len(convs))%2].UserID
+					batch[i] = m
+					n++
+				}
+				res, err := s.AppendBatch(ctx, batch)
+				if err != nil || res[size-1].Err != nil {
+					b.Fatalf("AppendBatch: %v %v", err, res[size-1].Err)
+				}
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(n), "cpu-µs/msg")
+		})
+	}
+}
+
+// processCPU is the CPU time (user and system) this process has used: the
+// store's cost per message includes the kernel's work for its writes and
+// fsyncs.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
