@@ -23,8 +23,7 @@ type Bus interface {
 }
 
 // Topics.
-func UserTopic(userID string) string     { return "u." + userID }
-func PresenceTopic(userID string) string { return "p." + userID }
+func UserTopic(userID string) string { return "u." + userID }
 
 // ChannelTopic carries the events of fan-out-on-read conversations (more
 // members than Config.FanoutDirectMax): one publish per event instead of one
@@ -40,7 +39,7 @@ const (
 	EventMessage      EventKind = iota + 1 // Message
 	EventStatus                            // Status
 	EventTyping                            // Typing
-	EventPresence                          // Presence
+	_                                      // was presence: it travels in the session registry now
 	EventConversation                      // Conversation
 	EventRevoke                            // Revoke: close the device's sockets (logout, revocation)
 	EventMembers                           // Members: a fan-out-on-read conversation changed (ChannelTopic only)
@@ -56,7 +55,6 @@ type Event struct {
 	Message      *Message            `json:"m,omitempty"`
 	Status       *StatusChange       `json:"s,omitempty"`
 	Typing       *TypingChange       `json:"t,omitempty"`
-	Presence     *PresenceChange     `json:"p,omitempty"`
 	Conversation *ConversationChange `json:"c,omitempty"`
 	Revoke       *Revoke             `json:"r,omitempty"`
 	Members      *MembersChange      `json:"g,omitempty"`
@@ -95,7 +93,8 @@ type TypingChange struct {
 	State          string `json:"state"`
 }
 
-// PresenceChange is a user going online or offline.
+// PresenceChange is a user going online or offline, as the session
+// registry of a cluster reports it.
 type PresenceChange struct {
 	UserID   string `json:"user_id"`
 	Online   bool   `json:"online"`

@@ -186,9 +186,6 @@ func (s *Service) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Store gives adapters read access to the store (health checks, tooling).
-func (s *Service) Store() Store { return s.store }
-
 // Bus returns the bus the service publishes on.
 func (s *Service) Bus() Bus { return s.bus }
 

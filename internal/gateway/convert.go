@@ -97,8 +97,6 @@ func encodeEvent(ev *chat.Event) []byte {
 	case chat.EventTyping:
 		t := ev.Typing
 		return proto.Encode(proto.Typing{Type: proto.TypeTyping, ConversationID: t.ConversationID, UserID: t.UserID, State: t.State})
-	case chat.EventPresence:
-		return presenceFrame(ev.Presence)
 	case chat.EventConversation:
 		c := ev.Conversation
 		return proto.Encode(proto.ConversationUpdated{Type: proto.TypeConversationUpdated, ConversationID: c.Conversation.ID, Change: c.Change, Conversation: wireConversation(&c.Conversation, "")})

@@ -145,9 +145,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 // Handler is the node's whole HTTP surface.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Service exposes the chat service (tests and tools).
-func (s *Server) Service() *chat.Service { return s.svc }
-
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()

@@ -153,15 +153,15 @@ func testUnsubscribe(t *testing.T, open func(t *testing.T) chat.Bus) {
 func testAcross(t *testing.T, open func(t *testing.T) chat.Bus) {
 	b1, b2 := open(t), open(t)
 	c := newCollector()
-	subscribe(t, b2, chat.PresenceTopic("erin"), c)
+	subscribe(t, b2, chat.UserTopic("erin"), c)
 	settle()
-	ev := &chat.Event{Kind: chat.EventPresence, Presence: &chat.PresenceChange{UserID: "erin", Online: true, LastSeen: 42}}
-	if err := b1.Publish(t.Context(), chat.PresenceTopic("erin"), ev); err != nil {
+	ev := &chat.Event{Kind: chat.EventTyping, Typing: &chat.TypingChange{ConversationID: "c9", UserID: "fay", DeviceID: "d1", State: "typing"}}
+	if err := b1.Publish(t.Context(), chat.UserTopic("erin"), ev); err != nil {
 		t.Fatal(err)
 	}
 	got := c.wait(t, 1)[0]
-	if got.Kind != chat.EventPresence || got.Presence == nil || !got.Presence.Online || got.Presence.LastSeen != 42 {
-		t.Fatalf("presence event not delivered intact: %+v", got)
+	if got.Kind != chat.EventTyping || got.Typing == nil || *got.Typing != *ev.Typing {
+		t.Fatalf("typing event not delivered intact: %+v", got)
 	}
 }
 

@@ -138,7 +138,7 @@ func TestTopicValidation(t *testing.T) {
 		ok    bool
 	}{
 		{chat.UserTopic("01ARZ3NDEKTSV4RRFFQ69G5FAV"), true},
-		{chat.PresenceTopic("01ARZ3NDEKTSV4RRFFQ69G5FAV"), true},
+		{chat.ChannelTopic, true},
 		{"u", true},
 		{"", false},
 		{"u.a b", false},
@@ -214,7 +214,6 @@ func TestEveryEventKindRoundTrips(t *testing.T) {
 		{Kind: chat.EventMessage, ExceptDevice: "d1", Message: m},
 		{Kind: chat.EventStatus, Status: &chat.StatusChange{ConversationID: "cv", UserID: "u2", Seq: 7, Status: "read", Timestamp: 5}},
 		{Kind: chat.EventTyping, ExceptDevice: "d1", Typing: &chat.TypingChange{ConversationID: "cv", UserID: "u1", DeviceID: "d1", State: "typing"}},
-		{Kind: chat.EventPresence, Presence: &chat.PresenceChange{UserID: "u1", Online: true, LastSeen: 9}},
 		{Kind: chat.EventConversation, Conversation: &chat.ConversationChange{Change: "member_added", Conversation: chat.Conversation{
 			ID: "cv", Type: "group", Name: "g", LastSeq: 7, LastMessage: m, CreatedAt: 1, UpdatedAt: 2, UnreadCount: 4,
 			Members: []chat.Member{{UserID: "u1", Role: "admin", DeliveredSeq: 7, ReadSeq: 6, JoinedAt: 1}},
