@@ -120,7 +120,11 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	fs.IntVar(&cfg.MaxSocketsPerUser, "max-sockets-per-user", cfg.MaxSocketsPerUser, "open WebSocket connections per user on one node; more are refused with 429")
 	fs.IntVar(&cfg.TypingRate, "typing-rate", cfg.TypingRate, "typing and presence_subscribe frames per second per socket (burst twice that); more get error 429; 0 means unlimited")
 	fs.IntVar(&cfg.FrameRate, "frame-rate", cfg.FrameRate, "frames per second read from one socket (burst twice that); past it the server stops reading that socket for a moment, so a flood slows itself down; 0 means unlimited (load tests)")
-	fs.IntVar(&cfg.LoginFailuresUser, "login-failures-user", cfg.LoginFailuresUser, "failed logins allowed per username per 10 minutes before logins for it get 429; 0 means unlimited")
+	fs.IntVar(&cfg.LoginFailuresUser, "login-failures-user", cfg.LoginFailuresUser, "failed logins allowed per username and client address per 10 minutes before that address's logins for it get 429; 0 means unlimited")
+	fs.IntVar(&cfg.LoginFailuresUserGlobal, "login-failures-user-global", cfg.LoginFailuresUserGlobal, "failed logins allowed per username per hour from all addresses together; logins naming one of the user's own device_ids are exempt; 0 means unlimited")
+	fs.IntVar(&cfg.RegistrationRate, "registration-rate", cfg.RegistrationRate, "registrations per client address per hour (429 past it); 0 means unlimited")
+	fs.StringVar(&cfg.Registration, "registration", cfg.Registration, "who may register: open (anyone) or closed (403 registration_closed)")
+	proxies := fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client address (for the per-address limits); empty trusts none")
 	fs.IntVar(&cfg.LoginFailuresIP, "login-failures-ip", cfg.LoginFailuresIP, "failed logins allowed per client address per minute before its logins get 429; 0 means unlimited")
 	fs.IntVar(&cfg.MaxGroupMembers, "max-group-members", cfg.MaxGroupMembers, "largest group, creator included; raise it (with --fanout-direct-max below it) for large channels")
 	fs.IntVar(&cfg.FanoutDirectMax, "fanout-direct-max", cfg.FanoutDirectMax, "largest conversation delivered by direct fan-out (one bus publish per member); larger ones are delivered fan-out-on-read: one publish per message, forwarded by each node to its online members. Receipts in those go only to the member's own devices, and joins and leaves are told only to the users concerned")
@@ -167,6 +171,7 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	if fs.NArg() > 0 {
 		return cfg, opt, fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
 	}
+	cfg.TrustedProxies = strings.Split(*proxies, ",")
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)

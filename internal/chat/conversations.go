@@ -261,5 +261,8 @@ func checkGroupName(name string) (string, error) {
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxGroupNameLen {
 		return "", errf(ErrInvalid, "name must be valid UTF-8 of at most %d characters", MaxGroupNameLen)
 	}
+	if err := CheckName("name", name); err != nil {
+		return "", err
+	}
 	return name, nil
 }

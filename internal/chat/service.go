@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -43,6 +44,9 @@ type Config struct {
 	// (one publish on ChannelTopic per event, see channels.go). (256, the
 	// default MaxGroupMembers: only groups allowed beyond it are channels.)
 	FanoutDirectMax int
+	// HashConcurrency is how many registrations may hash a password at
+	// once (half the CPUs, at least 1); the others wait their turn.
+	HashConcurrency int
 }
 
 // DefaultConfig returns the defaults.
@@ -77,6 +81,9 @@ func (c Config) withDefaults() Config {
 	if c.FanoutDirectMax <= 0 {
 		c.FanoutDirectMax = d.FanoutDirectMax
 	}
+	if c.HashConcurrency <= 0 {
+		c.HashConcurrency = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	return c
 }
 
@@ -107,6 +114,8 @@ type Service struct {
 	now     func() time.Time
 	ids     IDGen
 	large   largeSet // conversations last seen fan-out-on-read (a hint for typing)
+
+	hashSlots chan struct{} // registrations hashing a password now (HashConcurrency)
 
 	sends    chan *sendReq
 	receipts chan receiptReq
@@ -143,6 +152,7 @@ func NewService(cfg Config, d Deps) *Service {
 	if s.metrics == nil {
 		s.metrics = nopMetrics{}
 	}
+	s.hashSlots = make(chan struct{}, s.cfg.HashConcurrency)
 	s.sends = make(chan *sendReq, 4*s.cfg.MaxBatch)
 	s.receipts = make(chan receiptReq, 4096)
 	s.seen = make(chan deviceSeen, 4096)

@@ -39,6 +39,14 @@ func classify(err error) problem {
 		p.Status, p.Code = http.StatusBadRequest, "unknown_type"
 	case errors.Is(err, proto.ErrMalformed), errors.Is(err, chat.ErrBadRequest):
 		p.Status, p.Code = http.StatusBadRequest, "bad_request"
+	case errors.Is(err, chat.ErrBlocked):
+		p.Status, p.Code = http.StatusForbidden, "blocked"
+	case errors.Is(err, chat.ErrRegistrationClosed):
+		p.Status, p.Code = http.StatusForbidden, "registration_closed"
+	case errors.Is(err, chat.ErrSuspended):
+		p.Status, p.Code = http.StatusForbidden, "suspended"
+	case errors.Is(err, chat.ErrQuotaExceeded):
+		p.Status, p.Code = http.StatusRequestEntityTooLarge, "quota_exceeded"
 	case errors.Is(err, chat.ErrUnauthorized):
 		p.Status, p.Code = http.StatusUnauthorized, "unauthorized"
 	case errors.Is(err, chat.ErrForbidden):

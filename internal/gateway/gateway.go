@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/metrics"
-	"github.com/parley-chat/parley/internal/security"
 )
 
 // Config tunes the gateway.
@@ -33,10 +33,17 @@ type Config struct {
 	MaxSocketsPerUser int           // open sockets per user on this node (32)
 	TypingRate        int           // typing and presence_subscribe frames per second per socket (10, burst 20); 0: unlimited
 	FrameRate         int           // frames per second read from one socket (200, burst 400); over it the reader waits; 0: unlimited
-	LoginFailuresUser int           // failed logins per username per 10 minutes before 429 (10); 0: unlimited
+	LoginFailuresUser int           // failed logins per username and client address per 10 minutes before 429 (10); 0: unlimited
 	LoginFailuresIP   int           // failed logins per client address per minute before 429 (50); 0: unlimited
-	AllowedOrigins    []string      // extra Origin host patterns for the WebSocket; same origin always passes
-	ReorderHold       time.Duration // in a cluster, how long a message that overtook a missing seq waits for it (200 ms)
+	// LoginFailuresUserGlobal is failed logins per username per hour from
+	// all addresses together (100); logins naming one of the user's own
+	// devices are exempt. 0: unlimited.
+	LoginFailuresUserGlobal int
+	RegistrationRate        int            // registrations per client address per hour (300); 0: unlimited
+	Registration            string         // RegistrationOpen or RegistrationClosed ("open")
+	TrustedProxies          []netip.Prefix // peers whose X-Forwarded-For names the client
+	AllowedOrigins          []string       // extra Origin host patterns for the WebSocket; same origin always passes
+	ReorderHold             time.Duration  // in a cluster, how long a message that overtook a missing seq waits for it (200 ms)
 	// ChannelCacheMembers bounds the member ids of fan-out-on-read
 	// conversations this node holds (1,048,576, some 70 MB); past it the
 	// least recently used member sets are dropped and loaded again on use.
@@ -46,20 +53,23 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatInterval:   30 * time.Second,
-		MaxFrameBytes:       1 << 20,
-		MaxBodyBytes:        1 << 20,
-		SendQueueLimit:      1024,
-		MaxInflightSends:    256,
-		PresenceGrace:       time.Second,
-		PresenceWindow:      2 * time.Second,
-		MaxSocketsPerUser:   32,
-		TypingRate:          10,
-		FrameRate:           200,
-		LoginFailuresUser:   10,
-		LoginFailuresIP:     50,
-		ReorderHold:         200 * time.Millisecond,
-		ChannelCacheMembers: 1 << 20,
+		HeartbeatInterval:       30 * time.Second,
+		MaxFrameBytes:           1 << 20,
+		MaxBodyBytes:            1 << 20,
+		SendQueueLimit:          1024,
+		MaxInflightSends:        256,
+		PresenceGrace:           time.Second,
+		PresenceWindow:          2 * time.Second,
+		MaxSocketsPerUser:       32,
+		TypingRate:              10,
+		FrameRate:               200,
+		LoginFailuresUser:       10,
+		LoginFailuresIP:         50,
+		LoginFailuresUserGlobal: 100,
+		RegistrationRate:        300,
+		Registration:            RegistrationOpen,
+		ReorderHold:             200 * time.Millisecond,
+		ChannelCacheMembers:     1 << 20,
 	}
 }
 
@@ -75,8 +85,7 @@ type Gateway struct {
 	poller  *poller        // parks idle plain-TCP sockets (epoll); nil where unavailable
 	sockets sync.WaitGroup // sockets still open
 
-	failedByUser *security.KeyedLimiter // nil: unlimited
-	failedByIP   *security.KeyedLimiter
+	limits authLimits // login and registration
 
 	media *MediaDeps // nil: the media endpoints answer 503
 	push  Pusher     // nil: the push endpoints say push is not available
@@ -84,10 +93,7 @@ type Gateway struct {
 
 // New returns a gateway for svc.
 func New(cfg Config, svc *chat.Service, m *metrics.Metrics, log *slog.Logger) *Gateway {
-	g := &Gateway{cfg: cfg, svc: svc, bus: svc.Bus(), log: log, metrics: m,
-		failedByUser: security.NewKeyedLimiter(cfg.LoginFailuresUser, 10*time.Minute, nil),
-		failedByIP:   security.NewKeyedLimiter(cfg.LoginFailuresIP, time.Minute, nil),
-	}
+	g := &Gateway{cfg: cfg, svc: svc, bus: svc.Bus(), log: log, metrics: m, limits: newAuthLimits(cfg)}
 	g.hub = newHub(g)
 	g.poller = newPoller()
 	g.chans = startChannels(g)

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/proto"
-	"github.com/parley-chat/parley/internal/security"
 )
 
 // decodeBody reads a JSON object body into v: 400 for malformed JSON, 413
@@ -37,64 +35,6 @@ func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, v any) erro
 		return fmt.Errorf("%w: unexpected data after the JSON object", chat.ErrBadRequest)
 	}
 	return nil
-}
-
-func (g *Gateway) register(w http.ResponseWriter, r *http.Request) {
-	var req proto.RegisterRequest
-	if err := g.decodeBody(w, r, &req); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	u, err := g.svc.Register(r.Context(), req.Username, req.Password, req.DisplayName)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, wireUser(u))
-}
-
-func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
-	var req proto.LoginRequest
-	if err := g.decodeBody(w, r, &req); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	ip := clientIP(r)
-	for _, lim := range []struct {
-		l   *security.KeyedLimiter
-		key string
-	}{{g.failedByUser, req.Username}, {g.failedByIP, ip}} {
-		if lim.l == nil {
-			continue
-		}
-		if blocked, wait := lim.l.Blocked(lim.key); blocked {
-			g.writeError(w, r, &chat.RateLimitError{RetryAfter: wait})
-			return
-		}
-	}
-	res, err := g.svc.Login(r.Context(), req.Username, req.Password, req.DeviceName, req.DeviceID)
-	if err != nil {
-		if errors.Is(err, chat.ErrUnauthorized) {
-			if g.failedByUser != nil {
-				g.failedByUser.Allow(req.Username)
-			}
-			if g.failedByIP != nil {
-				g.failedByIP.Allow(ip)
-			}
-		}
-		g.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, proto.LoginResponse{Token: res.Token, UserID: res.Session.UserID, DeviceID: res.Session.DeviceID, ExpiresAt: res.Session.ExpiresAt})
-}
-
-// clientIP is the peer address of the request (proxies are not trusted).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (g *Gateway) logout(w http.ResponseWriter, r *http.Request, sess chat.Session) {

@@ -105,6 +105,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	gc.FrameRate = cfg.FrameRate
 	gc.LoginFailuresUser = cfg.LoginFailuresUser
 	gc.LoginFailuresIP = cfg.LoginFailuresIP
+	gc.LoginFailuresUserGlobal = cfg.LoginFailuresUserGlobal
+	gc.RegistrationRate = cfg.RegistrationRate
+	gc.Registration = cfg.Registration
+	gc.TrustedProxies, _ = ParsePrefixes(cfg.TrustedProxies) // checked by Validate
 	gc.SendQueueLimit = cfg.SendQueueLimit
 	gc.MaxFrameBytes = cfg.MaxFrameBytes
 	gc.AllowedOrigins = cfg.AllowedOrigins
