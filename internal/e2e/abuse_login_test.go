@@ -137,3 +137,28 @@ func TestLoginHugeUsernames(t *testing.T) {
 		}
 	}
 }
+
+// Many users behind one address logging in at once are not refused: the
+// address's bucket (50) waits for attempts still being checked.
+func TestLoginManyUsersOneAddress(t *testing.T) {
+	srv := servertest.Start(t)
+	users := make([]account, 80)
+	for i := range users {
+		users[i] = newAccount(t, srv, "crowd")
+	}
+	var wg sync.WaitGroup
+	statuses := make([]int, len(users))
+	for i, u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = loginFrom(t, srv, "", creds(u, "password-"+u.Username))
+		}()
+	}
+	wg.Wait()
+	for i, st := range statuses {
+		if st != 200 {
+			t.Fatalf("user %d of 80 logging in at once: status %d, want 200", i, st)
+		}
+	}
+}

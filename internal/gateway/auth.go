@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -30,10 +31,14 @@ type authLimits struct {
 	user     *security.Buckets // username, any address: LoginFailuresUserGlobal per hour; known devices exempt
 	addr     *security.Buckets // address, any username: LoginFailuresIP per minute
 	register *security.Buckets // address: RegistrationRate per hour
+
+	mu       sync.Mutex
+	inflight map[string]int // logins being checked, by address (bounded by open requests)
 }
 
-func newAuthLimits(cfg Config) authLimits {
-	return authLimits{
+func newAuthLimits(cfg Config) *authLimits {
+	return &authLimits{
+		inflight: make(map[string]int),
 		pair:     security.NewBuckets(cfg.LoginFailuresUser, 10*time.Minute, 0, nil),
 		user:     security.NewBuckets(cfg.LoginFailuresUserGlobal, time.Hour, 0, nil),
 		addr:     security.NewBuckets(cfg.LoginFailuresIP, time.Minute, 0, nil),
@@ -123,10 +128,11 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		tk.refund()
 		g.writeError(w, r, &chat.RateLimitError{RetryAfter: wait})
 	}
-	if ok, wait := tk.take(g.limits.addr, ip, false); !ok {
+	if ok, wait := g.takeAddr(r.Context(), &tk, ip); !ok {
 		refuse(wait)
 		return
 	}
+	defer g.limits.flight(ip, -1)
 	// A name that cannot exist is refused before it is stored anywhere: the
 	// per-username buckets only ever hold valid names (as hashes).
 	if !chat.ValidUsername(req.Username) || len(req.Password) > chat.MaxPasswordBytes {
@@ -153,6 +159,43 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 	}
 	tk.succeeded()
 	writeJSON(w, http.StatusOK, proto.LoginResponse{Token: res.Token, UserID: res.Session.UserID, DeviceID: res.Session.DeviceID, ExpiresAt: res.Session.ExpiresAt})
+}
+
+// takeAddr takes the address's token for a login. When the bucket is empty
+// only because attempts from the address are still being checked (many
+// users behind one address logging in at once), it waits for them: their
+// successes give their tokens back. It counts the attempt in flight.
+func (g *Gateway) takeAddr(ctx context.Context, tk *taken, ip string) (bool, time.Duration) {
+	g.limits.flight(ip, +1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, wait := tk.take(g.limits.addr, ip, false)
+		if ok || g.limits.flight(ip, 0) <= 1 || time.Now().After(deadline) {
+			if !ok {
+				g.limits.flight(ip, -1)
+			}
+			return ok, wait
+		}
+		select {
+		case <-ctx.Done():
+			g.limits.flight(ip, -1)
+			return false, time.Second
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// flight adds d to the logins in flight from ip and returns the count.
+func (l *authLimits) flight(ip string, d int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.inflight[ip] + d
+	if n <= 0 {
+		delete(l.inflight, ip)
+		return 0
+	}
+	l.inflight[ip] = n
+	return n
 }
 
 // knownDevice says whether deviceID is one of username's devices: a login

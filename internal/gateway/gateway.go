@@ -85,7 +85,7 @@ type Gateway struct {
 	poller  *poller        // parks idle plain-TCP sockets (epoll); nil where unavailable
 	sockets sync.WaitGroup // sockets still open
 
-	limits authLimits // login and registration
+	limits *authLimits // login and registration
 
 	media *MediaDeps // nil: the media endpoints answer 503
 	push  Pusher     // nil: the push endpoints say push is not available
