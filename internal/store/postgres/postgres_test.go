@@ -550,3 +550,7 @@ func (p *proxy) stop() {
 		}
 	})
 }
+
+func TestSafetyStoreConformance(t *testing.T) {
+	storetest.RunSafetyStore(t, conformanceStore(testURL(t)))
+}

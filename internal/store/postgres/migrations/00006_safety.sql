@@ -1,0 +1,35 @@
+-- +goose Up
+-- Safety: blocks between users, reports of messages, suspended accounts.
+
+CREATE TABLE blocks (
+    blocker_id text COLLATE "C" NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    blocked_id text COLLATE "C" NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at bigint NOT NULL,
+    ord        bigint GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (blocker_id, blocked_id)
+);
+CREATE INDEX blocks_by_blocked ON blocks (blocked_id, blocker_id);
+
+CREATE TABLE reports (
+    id              text COLLATE "C" NOT NULL PRIMARY KEY,
+    reporter_id     text COLLATE "C" NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    conversation_id text COLLATE "C" NOT NULL,
+    seq             bigint NOT NULL,
+    reason          text   NOT NULL,
+    created_at      bigint NOT NULL,
+    resolved_at     bigint NOT NULL DEFAULT 0,
+    resolution      text   NOT NULL DEFAULT '',
+    ord             bigint GENERATED ALWAYS AS IDENTITY
+);
+CREATE INDEX reports_open ON reports (resolved_at, created_at, ord);
+
+CREATE TABLE suspensions (
+    user_id    text COLLATE "C" NOT NULL PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    reason     text   NOT NULL,
+    created_at bigint NOT NULL
+);
+
+-- +goose Down
+DROP TABLE suspensions;
+DROP TABLE reports;
+DROP TABLE blocks;
