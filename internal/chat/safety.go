@@ -18,6 +18,11 @@ type SafetyStore interface {
 	// BlockedAmong returns those of others that userID blocks or that
 	// block userID (either way), in no particular order.
 	BlockedAmong(ctx context.Context, userID string, others []string) ([]string, error)
+	// BlockersAmong returns those of others that block userID.
+	BlockersAmong(ctx context.Context, userID string, others []string) ([]string, error)
+	// DirectBlocked says whether conversationID is a direct conversation
+	// whose two members are in a block (either way).
+	DirectBlocked(ctx context.Context, conversationID string) (bool, error)
 	// SharingWith returns those of others that are a member now of at
 	// least one conversation userID is a member of, in no particular order.
 	SharingWith(ctx context.Context, userID string, others []string) ([]string, error)

@@ -59,6 +59,27 @@ func (s *Store) BlockedAmong(ctx context.Context, userID string, others []string
 		UNION SELECT blocker_id FROM blocks WHERE blocked_id = $1 AND blocker_id = ANY ($2::text[])`, userID, others)
 }
 
+// BlockersAmong returns those of others that block userID.
+func (s *Store) BlockersAmong(ctx context.Context, userID string, others []string) ([]string, error) {
+	others = validList(others)
+	if !validKeys(userID) || len(others) == 0 {
+		return []string{}, nil
+	}
+	return s.strings(ctx, "blockers among", `SELECT blocker_id FROM blocks WHERE blocked_id = $1 AND blocker_id = ANY ($2::text[])`, userID, others)
+}
+
+// DirectBlocked says whether a direct conversation's members are in a block.
+func (s *Store) DirectBlocked(ctx context.Context, conversationID string) (bool, error) {
+	if !validKeys(conversationID) {
+		return false, nil
+	}
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM direct_pairs d JOIN blocks b
+		ON (b.blocker_id = d.user_lo AND b.blocked_id = d.user_hi) OR (b.blocker_id = d.user_hi AND b.blocked_id = d.user_lo)
+		WHERE d.conversation_id = $1`, conversationID).Scan(&n)
+	return n > 0, mapErr("direct blocked", err)
+}
+
 // SharingWith returns those of others sharing a conversation with userID.
 func (s *Store) SharingWith(ctx context.Context, userID string, others []string) ([]string, error) {
 	others = validList(others)

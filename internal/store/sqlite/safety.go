@@ -71,6 +71,20 @@ func (s *Store) BlockedAmong(ctx context.Context, userID string, others []string
 		UNION SELECT blocker_id FROM blocks WHERE blocked_id = ? AND blocker_id IN (%s)`, userID, others, true)
 }
 
+// BlockersAmong returns those of others that block userID.
+func (s *Store) BlockersAmong(ctx context.Context, userID string, others []string) ([]string, error) {
+	return s.chunked(ctx, "blockers among", `SELECT blocker_id FROM blocks WHERE blocked_id = ? AND blocker_id IN (%s)`, userID, others, false)
+}
+
+// DirectBlocked says whether a direct conversation's members are in a block.
+func (s *Store) DirectBlocked(ctx context.Context, conversationID string) (bool, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM direct_pairs d JOIN blocks b
+		ON (b.blocker_id = d.user_lo AND b.blocked_id = d.user_hi) OR (b.blocker_id = d.user_hi AND b.blocked_id = d.user_lo)
+		WHERE d.conversation_id = ?`, conversationID).Scan(&n)
+	return n > 0, mapErr("direct blocked", err)
+}
+
 // SharingWith returns those of others sharing a conversation with userID.
 func (s *Store) SharingWith(ctx context.Context, userID string, others []string) ([]string, error) {
 	return s.chunked(ctx, "sharing with", `SELECT DISTINCT m2.user_id FROM members m1

@@ -66,6 +66,26 @@ var safetyTests = []test{
 		if got, _ := st.BlockedAmong(f.ctx, a.ID, nil); len(got) != 0 {
 			f.t.Fatalf("BlockedAmong of nobody = %v", got)
 		}
+		got, err = st.BlockersAmong(f.ctx, a.ID, []string{b.ID, c.ID, d.ID})
+		if err != nil || !slices.Equal(got, []string{c.ID}) {
+			f.t.Fatalf("BlockersAmong(alice) = %v, %v; want carol only", got, err)
+		}
+	}},
+	{"DirectBlocked", func(f *fixture) {
+		us := f.users("alice", "bob", "carol")
+		a, b, c := us[0], us[1], us[2]
+		ab, ac := f.direct(a, b), f.direct(a, c)
+		g := f.group("team", a, b)
+		st := f.safety()
+		_ = st.Block(f.ctx, b.ID, a.ID, f.tick())
+		for _, tc := range []struct {
+			conv string
+			want bool
+		}{{ab.ID, true}, {ac.ID, false}, {g.ID, false}, {"unknown", false}} {
+			if got, err := st.DirectBlocked(f.ctx, tc.conv); got != tc.want || err != nil {
+				f.t.Fatalf("DirectBlocked(%s) = %v, %v; want %v", tc.conv, got, err, tc.want)
+			}
+		}
 	}},
 	{"SharingWith", func(f *fixture) {
 		us := f.users("alice", "bob", "carol", "dave", "erin")
