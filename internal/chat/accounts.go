@@ -124,6 +124,13 @@ func (s *Service) Login(ctx context.Context, username, password, deviceName, dev
 	if !s.hasher.Verify(hash, password) {
 		return LoginResult{}, errf(ErrUnauthorized, "wrong username or password")
 	}
+	if st, ok := s.store.(SafetyStore); ok {
+		if suspended, err := st.Suspended(ctx, u.ID); err != nil {
+			return LoginResult{}, err
+		} else if suspended {
+			return LoginResult{}, errf(ErrSuspended, "this account is suspended")
+		}
+	}
 	now := s.now()
 	if deviceID != "" {
 		d, err := s.store.Device(ctx, deviceID)

@@ -23,18 +23,19 @@ import (
 
 // Config tunes the gateway.
 type Config struct {
-	HeartbeatInterval time.Duration // announced in ready; silence for twice this closes a socket (30 s)
-	MaxFrameBytes     int64         // largest client frame; bigger closes the socket with 1009 (1 MiB)
-	MaxBodyBytes      int64         // largest REST request body (1 MiB)
-	SendQueueLimit    int           // frames queued per socket before it is closed as slow (1024)
-	MaxInflightSends  int           // sends per socket waiting for their commit (256)
-	PresenceGrace     time.Duration // how long a user stays online after its last socket closed (1 s)
-	PresenceWindow    time.Duration // at most one presence change per user per window (2 s)
-	MaxSocketsPerUser int           // open sockets per user on this node (32)
-	TypingRate        int           // typing and presence_subscribe frames per second per socket (10, burst 20); 0: unlimited
-	FrameRate         int           // frames per second read from one socket (200, burst 400); over it the reader waits; 0: unlimited
-	LoginFailuresUser int           // failed logins per username and client address per 10 minutes before 429 (10); 0: unlimited
-	LoginFailuresIP   int           // failed logins per client address per minute before 429 (50); 0: unlimited
+	HeartbeatInterval   time.Duration // announced in ready; silence for twice this closes a socket (30 s)
+	MaxFrameBytes       int64         // largest client frame; bigger closes the socket with 1009 (1 MiB)
+	MaxBodyBytes        int64         // largest REST request body (1 MiB)
+	SendQueueLimit      int           // frames queued per socket before it is closed as slow (1024)
+	MaxInflightSends    int           // sends per socket waiting for their commit (256)
+	PresenceGrace       time.Duration // how long a user stays online after its last socket closed (1 s)
+	PresenceWindow      time.Duration // at most one presence change per user per window (2 s)
+	MaxSocketsPerUser   int           // open sockets per user on this node (32)
+	MaxWatchesPerSocket int           // users one socket may watch the presence of (1000); past it 422
+	TypingRate          int           // typing and presence_subscribe frames per second per socket (10, burst 20); 0: unlimited
+	FrameRate           int           // frames per second read from one socket (200, burst 400); over it the reader waits; 0: unlimited
+	LoginFailuresUser   int           // failed logins per username and client address per 10 minutes before 429 (10); 0: unlimited
+	LoginFailuresIP     int           // failed logins per client address per minute before 429 (50); 0: unlimited
 	// LoginFailuresUserGlobal is failed logins per username per hour from
 	// all addresses together (100); logins naming one of the user's own
 	// devices are exempt. 0: unlimited.
@@ -122,6 +123,7 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/keys/count", g.authed(g.keyCount))
 	mux.HandleFunc("GET /api/v1/keys/{user_id}", g.authed(g.claimKeys))
 	g.registerPush(mux)
+	g.registerSafety(mux)
 	mux.HandleFunc("POST /api/v1/media", g.authed(g.uploadMedia))
 	mux.HandleFunc("GET /api/v1/media/{media_id}", g.getMedia) // bearer or ?token=
 	mux.HandleFunc("GET /api/v1/media/{media_id}/info", g.authed(g.mediaInfo))

@@ -368,8 +368,12 @@ func (c *conn) handle(data []byte) {
 		if !c.allowEphemeral(in) {
 			return
 		}
-		for _, frame := range c.g.hub.watch(c, in.UserIDs) {
+		frames, err := c.g.hub.watch(c, in.UserIDs)
+		for _, frame := range frames {
 			c.reply(frame)
+		}
+		if err != nil {
+			c.replyError(err, in.MessageID)
 		}
 	case proto.TypePing:
 		c.reply(pongFrame)
