@@ -151,3 +151,21 @@ func TestReports(t *testing.T) {
 		t.Fatalf("report without seq: %d, want 400", st)
 	}
 }
+
+// Finding 4: push endpoints on private and other special-purpose addresses
+// are refused with 422 (the dialer refuses them again for names).
+func TestPushEndpointsMustBePublic(t *testing.T) {
+	srv := servertest.Start(t)
+	bob := newAccount(t, srv, "bob")
+	for _, host := range []string{"10.1.2.3", "192.168.1.1", "172.16.5.4", "100.64.0.1", "198.18.0.1", "169.254.169.254",
+		"[fd00::1]", "[fc00::5]", "[64:ff9b::a00:1]", "[::ffff:10.0.0.1]", "[fe80::1]", "0.0.0.0", "[::]", "224.0.0.1", "240.0.0.1", "192.0.0.8", "[2002:a00:1::]"} {
+		body := map[string]any{"platform": "unifiedpush", "endpoint": "https://" + host + "/up?x=1"}
+		var e apiError
+		if st := api(t, srv, "POST", "/api/v1/push/subscriptions", bob.Token, body, &e); st != http.StatusUnprocessableEntity {
+			t.Errorf("endpoint on %s: status %d, want 422", host, st)
+		}
+	}
+	if st := api(t, srv, "POST", "/api/v1/push/subscriptions", bob.Token, map[string]any{"platform": "unifiedpush", "endpoint": "https://8.8.8.8/up"}, nil); st != http.StatusCreated {
+		t.Fatalf("endpoint on a public address: %d, want 201", st)
+	}
+}

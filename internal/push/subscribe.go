@@ -118,10 +118,13 @@ func (s *Service) checkEndpoint(raw string) error {
 		return invalid("must be an absolute https URL without credentials or fragment")
 	}
 	host := u.Hostname()
+	if !hostAllowed(host, s.cfg.AllowedHosts) {
+		return invalid("host is not one of the push services this server allows (--push-allowed-hosts)")
+	}
 	loopback := strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost")
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if !allowedAddr(ip, s.cfg.AllowLoopback) {
-			return invalid("must not point at a loopback, link-local or unspecified address")
+			return invalid("must point at a public address, not a loopback, private, link-local, CGNAT, benchmarking, NAT64 or other special-purpose one")
 		}
 		loopback = ip.Unmap().IsLoopback()
 	} else if loopback && !s.cfg.AllowLoopback {
@@ -136,16 +139,23 @@ func (s *Service) checkEndpoint(raw string) error {
 	return nil
 }
 
-// allowedAddr says whether a push connection may go to ip.
-func allowedAddr(ip netip.Addr, allowLoopback bool) bool {
-	ip = ip.Unmap()
-	switch {
-	case ip.IsLoopback():
-		return allowLoopback
-	case ip.IsUnspecified(), ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsMulticast(), ip.IsInterfaceLocalMulticast():
-		return false
+// hostAllowed says whether host matches one of the patterns (none: all).
+func hostAllowed(host string, patterns []string) bool {
+	if len(patterns) == 0 {
+		return true
 	}
-	return true
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, p := range patterns {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if suffix, ok := strings.CutPrefix(p, "*."); ok {
+			if strings.HasSuffix(host, "."+suffix) {
+				return true
+			}
+		} else if p != "" && host == p {
+			return true
+		}
+	}
+	return false
 }
 
 // checkToken accepts what the services issue: APNs device tokens are hex
