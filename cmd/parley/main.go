@@ -329,7 +329,7 @@ func (a *app) logger() *slog.Logger {
 func describeError(err error) string {
 	var ae *client.APIError
 	if errors.As(err, &ae) {
-		msg := ae.Message
+		msg := sanitize(ae.Message)
 		if msg == "" {
 			msg = http.StatusText(ae.Status)
 		}
