@@ -65,6 +65,7 @@ func init() {
 	commands = []*command{
 		registerCmd, loginCmd, logoutCmd, whoamiCmd,
 		sendCmd, downloadCmd, listenCmd, historyCmd, conversationsCmd, groupsCmd,
+		blocksCmd, reportCmd,
 	}
 }
 
