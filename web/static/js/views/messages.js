@@ -61,7 +61,8 @@ export function messageItems(client, conv, actions, now = Date.now()) {
   const id = conv.conversation_id;
   const group = conv.type === 'group';
   const w = client.windows.get(id);
-  const entries = (w ? w.messages() : []).map((m) => ({ m, out: null }));
+  // A blocked user's messages in a group are hidden (direct ones cannot exist).
+  const entries = (w ? w.messages() : []).filter((m) => !(group && client.isBlocked(m.sender_id))).map((m) => ({ m, out: null }));
   for (const e of client.outbox.forConversation(id)) {
     entries.push({ m: outboxMessage(client, e), out: e });
   }
