@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -185,13 +184,24 @@ func (s *Service) Close() {
 	s.wg.Wait()
 }
 
-// Ready checks the store and the bus.
+// DependencyError says which dependency failed a readiness check.
+type DependencyError struct {
+	Name string // "store" or "bus"
+	Err  error
+}
+
+func (e *DependencyError) Error() string { return e.Name + ": " + e.Err.Error() }
+
+// Unwrap makes errors.Is(err, ErrUnavailable) hold and keeps the cause.
+func (e *DependencyError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
+
+// Ready checks the store and the bus; a failure is a *DependencyError.
 func (s *Service) Ready(ctx context.Context) error {
 	if err := s.store.Ping(ctx); err != nil {
-		return errors.Join(ErrUnavailable, err)
+		return &DependencyError{Name: "store", Err: err}
 	}
 	if err := s.bus.Ping(ctx); err != nil {
-		return errors.Join(ErrUnavailable, err)
+		return &DependencyError{Name: "bus", Err: err}
 	}
 	return nil
 }

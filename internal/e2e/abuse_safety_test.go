@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/server"
 	"github.com/parley-chat/parley/internal/server/servertest"
 )
 
@@ -167,5 +168,32 @@ func TestPushEndpointsMustBePublic(t *testing.T) {
 	}
 	if st := api(t, srv, "POST", "/api/v1/push/subscriptions", bob.Token, map[string]any{"platform": "unifiedpush", "endpoint": "https://8.8.8.8/up"}, nil); st != http.StatusCreated {
 		t.Fatalf("endpoint on a public address: %d, want 201", st)
+	}
+}
+
+// Finding 13: /metrics can require a bearer token; /readyz names only the
+// dependency that is down (covered by outage_test with PostgreSQL).
+func TestMetricsToken(t *testing.T) {
+	srv := servertest.Start(t, func(c *server.Config) { c.MetricsToken = "s3cret-metrics" })
+	get := func(auth string) int {
+		req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := get(""); st != 401 {
+		t.Fatalf("/metrics without the token: %d, want 401", st)
+	}
+	if st := get("Bearer wrong"); st != 401 {
+		t.Fatalf("/metrics with a wrong token: %d, want 401", st)
+	}
+	if st := get("Bearer s3cret-metrics"); st != 200 {
+		t.Fatalf("/metrics with the token: %d, want 200", st)
 	}
 }

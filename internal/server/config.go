@@ -52,6 +52,7 @@ type Config struct {
 	RegistrationRate        int      // registrations per client address per hour; 0 = unlimited
 	Registration            string   // open or closed
 	TrustedProxies          []string // addresses or CIDR prefixes whose X-Forwarded-For is believed
+	MetricsToken            string   // when set, /metrics needs "Authorization: Bearer <token>"
 	MaxGroupMembers         int
 	FanoutDirectMax         int // conversations with more members are delivered fan-out-on-read
 	MessageRate             int // messages per minute per user; 0 = unlimited

@@ -173,4 +173,3 @@ var safetyTests = []test{
 		}
 	}},
 }
-
