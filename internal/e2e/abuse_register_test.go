@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/internal/server"
 	"github.com/parley-chat/parley/internal/server/servertest"
@@ -97,4 +100,44 @@ func TestNamesRefuseControls(t *testing.T) {
 	if st := api(t, srv, "POST", "/api/v1/auth/login", "", map[string]string{"username": alice.Username, "password": "password-" + alice.Username, "device_name": "phone\u202e"}, nil); st != 422 {
 		t.Fatalf("device name with U+202E: %d, want 422", st)
 	}
+}
+
+// Finding 11: a body trickled byte by byte is not waited for forever: the
+// server stops reading it (jsonBodyTimeout, 10 s) and answers or hangs up.
+func TestTrickledBodyIsCutOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes the 10 s body timeout")
+	}
+	srv := servertest.Start(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"username":"slowpoke","password":"password-slowpoke"}`
+	fmt.Fprintf(conn, "POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		n, err := conn.Read(buf)
+		if n > 0 {
+			err = nil
+		}
+		done <- err
+	}()
+	// One byte a second: the whole body would take 55 s.
+	for i := 0; i < len(body); i++ {
+		select {
+		case <-done:
+			if i >= len(body)-1 {
+				t.Fatal("the server waited for the whole trickled body")
+			}
+			return // cut off (answered or closed) before the body was complete
+		case <-time.After(time.Second):
+		}
+		if _, err := conn.Write([]byte{body[i]}); err != nil {
+			return // the server hung up
+		}
+	}
+	t.Fatal("the server waited for the whole trickled body (55 s)")
 }

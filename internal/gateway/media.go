@@ -122,7 +122,9 @@ func (g *Gateway) uploadMedia(w http.ResponseWriter, r *http.Request, sess chat.
 		g.writeError(w, r, g.tooLarge())
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, bodyLimit)
+	slow := newRateReader(w, r.Body)
+	defer slow.done()
+	body := http.MaxBytesReader(w, slow, bodyLimit)
 	var src io.Reader = body
 	name := r.URL.Query().Get("name")
 	if _, params, err := mime.ParseMediaType(r.Header.Get("Content-Disposition")); err == nil && params["filename"] != "" {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/proto"
@@ -16,8 +17,17 @@ import (
 // over the body limit. Unknown fields are ignored.
 func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	body := http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(jsonBodyTimeout))
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
+		if isTimeout(err) {
+			// The deadline stays: the server must not wait for the rest of
+			// the body before answering, and closes the connection.
+			w.Header().Set("Connection", "close")
+			return fmt.Errorf("%w: request body not received within %s", chat.ErrBadRequest, jsonBodyTimeout)
+		}
+		_ = rc.SetReadDeadline(time.Time{})
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return fmt.Errorf("%w: request body over %d bytes", chat.ErrTooLarge, g.cfg.MaxBodyBytes)
@@ -32,8 +42,14 @@ func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, v any) erro
 		return fmt.Errorf("%w: body is not a valid JSON object", chat.ErrBadRequest)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if isTimeout(err) {
+			w.Header().Set("Connection", "close")
+			return fmt.Errorf("%w: request body not received within %s", chat.ErrBadRequest, jsonBodyTimeout)
+		}
+		_ = rc.SetReadDeadline(time.Time{})
 		return fmt.Errorf("%w: unexpected data after the JSON object", chat.ErrBadRequest)
 	}
+	_ = rc.SetReadDeadline(time.Time{})
 	return nil
 }
 

@@ -237,8 +237,9 @@ func (g *Gateway) patch(w http.ResponseWriter, r *http.Request, sess chat.Sessio
 		g.writeError(w, r, fmt.Errorf("%w: the body goes past the declared Upload-Length %d", chat.ErrBadRequest, info.Length))
 		return
 	}
-	n, err := g.media.Uploads.Append(id, offset, &stallReader{r: r.Body, rc: rc, idle: uploadIdle, held: held})
-	_ = rc.SetReadDeadline(time.Time{})
+	slow := newRateReader(w, r.Body)
+	n, err := g.media.Uploads.Append(id, offset, &stallReader{r: slow, rc: rc, idle: uploadIdle, held: held})
+	slow.done()
 	var mismatch *media.OffsetMismatchError
 	if errors.As(err, &mismatch) {
 		w.Header().Set("Upload-Offset", strconv.FormatInt(mismatch.Offset, 10))
