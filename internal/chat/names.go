@@ -1,9 +1,7 @@
 package chat
 
 import (
-	"strings"
 	"unicode"
-	"unicode/utf8"
 )
 
 // CheckName refuses (ErrInvalid) a display name, group name or device name
@@ -18,26 +16,4 @@ func CheckName(field, name string) error {
 		}
 	}
 	return nil
-}
-
-// CleanFileName makes a client's file name safe to show: control and format
-// characters are dropped, path separators become "_", surrounding spaces and
-// dots are trimmed, and it is cut to 255 bytes. It may return "".
-func CleanFileName(name string) string {
-	var b strings.Builder
-	for _, r := range name {
-		switch {
-		case r == '/' || r == '\\':
-			b.WriteByte('_')
-		case r == unicode.ReplacementChar, unicode.Is(unicode.Cc, r), unicode.Is(unicode.Cf, r):
-		default:
-			b.WriteRune(r)
-		}
-	}
-	out := strings.Trim(b.String(), " .")
-	for len(out) > 255 {
-		_, size := utf8.DecodeLastRuneInString(out)
-		out = out[:len(out)-size]
-	}
-	return out
 }

@@ -82,11 +82,11 @@ func TestRegistrationClosed(t *testing.T) {
 func TestNamesRefuseControls(t *testing.T) {
 	srv := servertest.Start(t)
 	for _, bad := range []string{"\u202egpj.exe", "ali\u200bce", "bell\a", "esc\x1b[31m", "a\nb", "\u2066x\u2069"} {
-		if st, _ := register(t, srv, fmt.Sprintf("n%d", userSeq.Add(1)), bad); st != 422 {
+		if st, _ := register(t, srv, fmt.Sprintf("name%d", userSeq.Add(1)), bad); st != 422 {
 			t.Fatalf("display name %q: %d, want 422", bad, st)
 		}
 	}
-	if st, _ := register(t, srv, fmt.Sprintf("n%d", userSeq.Add(1)), "Zoë 李 🙂"); st != 201 {
+	if st, _ := register(t, srv, fmt.Sprintf("name%d", userSeq.Add(1)), "Zoë 李 🙂"); st != 201 {
 		t.Fatalf("ordinary unicode display name: %d, want 201", st)
 	}
 	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
@@ -140,4 +140,18 @@ func TestTrickledBodyIsCutOff(t *testing.T) {
 		}
 	}
 	t.Fatal("the server waited for the whole trickled body (55 s)")
+}
+
+// Finding 12: file names lose control and bidi formatting characters.
+func TestFileNamesAreCleaned(t *testing.T) {
+	srv := servertest.Start(t)
+	alice := newAccount(t, srv, "alice")
+	m := uploadNamed(t, srv, alice.Token, []byte("just some text"), "\u202egpj.exe")
+	if m.Name != "gpj.exe" {
+		t.Fatalf("file name %q, want %q (U+202E removed)", m.Name, "gpj.exe")
+	}
+	m = uploadNamed(t, srv, alice.Token, []byte("more text"), "re\x1b[2Jport\u0085\u200b.txt")
+	if m.Name != "re[2Jport.txt" {
+		t.Fatalf("file name %q, want %q", m.Name, "re[2Jport.txt")
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -79,15 +80,16 @@ func (g *Gateway) tooLarge() error {
 	return fmt.Errorf("%w: the file is over the limit of %d bytes", chat.ErrTooLarge, g.media.MaxUploadBytes)
 }
 
-// cleanName keeps a client's file name fit for a Content-Disposition: the
-// last path element, valid UTF-8 without control characters, at most 255
-// bytes.
+// cleanName keeps a client's file name fit for a Content-Disposition and
+// for display: the last path element, valid UTF-8 without control (Cc: C0,
+// DEL, C1) or format characters (Cf: bidi overrides that make
+// "\u202egpj.exe" read "exe.jpg", zero-width characters), at most 255 bytes.
 func cleanName(name string) string {
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
 	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+		if r == utf8.RuneError || unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) {
 			return -1
 		}
 		return r
