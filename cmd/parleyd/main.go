@@ -141,6 +141,8 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown waits for sockets and commits")
 	pushFlags(fs, &cfg.Push)
 	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest media upload in bytes; larger is refused with 413 (from the declared length, before the body is read)")
+	fs.Int64Var(&cfg.MediaQuota, "media-quota", cfg.MediaQuota, "bytes of media one user may hold, finished uploads and the declared size of unfinished ones together; past it 413 quota_exceeded; 0 means none")
+	fs.IntVar(&cfg.MaxPendingUploads, "max-pending-uploads", cfg.MaxPendingUploads, "unfinished resumable uploads one user may have at once; past it 429; 0 means unlimited")
 	fs.DurationVar(&cfg.MediaGCAfter, "media-gc-after", cfg.MediaGCAfter, "uploads that no message references within this long, and unfinished resumable uploads idle this long, are deleted")
 	fs.BoolVar(&cfg.MediaFFmpeg, "media-ffmpeg", cfg.MediaFFmpeg, "use ffmpeg and ffprobe, if found on PATH at start, for video posters, video sizes and audio/video durations (they parse untrusted uploads: false turns them off)")
 	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", cfg.S3Endpoint, "S3-compatible object storage for media: host:port or an http(s) URL; empty keeps media under --data-dir/media")

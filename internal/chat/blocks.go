@@ -163,3 +163,13 @@ func (s *Service) Report(ctx context.Context, sess Session, conversationID strin
 	}
 	return r.ID, nil
 }
+
+// MediaBytes is the size of the media userID uploaded that is not deleted
+// (0 without a SafetyStore: no quota can be kept).
+func (s *Service) MediaBytes(ctx context.Context, userID string) (int64, error) {
+	st, ok := s.store.(SafetyStore)
+	if !ok {
+		return 0, nil
+	}
+	return st.MediaBytes(ctx, userID)
+}

@@ -27,6 +27,10 @@ type SafetyStore interface {
 	// least one conversation userID is a member of, in no particular order.
 	SharingWith(ctx context.Context, userID string, others []string) ([]string, error)
 
+	// MediaBytes is the total size of the media userID uploaded that is
+	// not deleted (the media quota).
+	MediaBytes(ctx context.Context, userID string) (int64, error)
+
 	// CreateReport stores a report; ErrConflict if its id is taken.
 	CreateReport(ctx context.Context, r Report) error
 	// Reports lists reports, oldest first: only open ones unless all.

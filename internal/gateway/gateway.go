@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -87,6 +88,7 @@ type Gateway struct {
 	sockets sync.WaitGroup // sockets still open
 
 	limits *authLimits // login and registration
+	quota  quotaLocks
 
 	media *MediaDeps // nil: the media endpoints answer 503
 	push  Pusher     // nil: the push endpoints say push is not available
@@ -95,6 +97,7 @@ type Gateway struct {
 // New returns a gateway for svc.
 func New(cfg Config, svc *chat.Service, m *metrics.Metrics, log *slog.Logger) *Gateway {
 	g := &Gateway{cfg: cfg, svc: svc, bus: svc.Bus(), log: log, metrics: m, limits: newAuthLimits(cfg)}
+	g.quota.seed = maphash.MakeSeed()
 	g.hub = newHub(g)
 	g.poller = newPoller()
 	g.chans = startChannels(g)

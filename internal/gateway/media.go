@@ -28,6 +28,12 @@ type MediaDeps struct {
 	TempDir   string         // where request bodies are spooled
 	// MaxUploadBytes is the largest file accepted (100 MB).
 	MaxUploadBytes int64
+	// Quota is the most bytes of media one user may hold, finished and
+	// unfinished uploads together (1 GiB); 0: none.
+	Quota int64
+	// MaxPendingUploads is the most unfinished resumable uploads one user
+	// may have (20); 0: unlimited.
+	MaxPendingUploads int
 }
 
 // SetMedia enables the media endpoints.
@@ -122,6 +128,10 @@ func (g *Gateway) uploadMedia(w http.ResponseWriter, r *http.Request, sess chat.
 	// 100-continue" the client never even sends the body.
 	if r.ContentLength > bodyLimit {
 		g.writeError(w, r, g.tooLarge())
+		return
+	}
+	if err := g.checkQuota(r.Context(), sess.UserID, max(r.ContentLength, 0), false); err != nil {
+		g.writeError(w, r, err)
 		return
 	}
 	slow := newRateReader(w, r.Body)

@@ -113,7 +113,12 @@ func (g *Gateway) createUpload(w http.ResponseWriter, r *http.Request, sess chat
 	if err == nil {
 		meta, err = parseTusMetadata(r.Header.Get("Upload-Metadata"))
 	}
+	unlock := g.quota.lock(sess.UserID) // held until the upload exists
+	if err == nil {
+		err = g.checkQuota(r.Context(), sess.UserID, length, true)
+	}
 	if err != nil {
+		unlock()
 		g.writeError(w, r, err)
 		return
 	}
@@ -125,6 +130,7 @@ func (g *Gateway) createUpload(w http.ResponseWriter, r *http.Request, sess chat
 		}
 	}
 	info, err := g.media.Uploads.Create(sess.UserID, length, kept, g.svc.NewMediaID(), g.svc.Now())
+	unlock()
 	if err != nil {
 		g.writeError(w, r, err)
 		return

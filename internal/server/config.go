@@ -68,7 +68,10 @@ type Config struct {
 	// Media.
 	MaxUploadBytes int64         // largest upload (100 MB)
 	MediaGCAfter   time.Duration // uploads never sent within this are deleted (24h)
-	MediaFFmpeg    bool          // use ffmpeg/ffprobe from PATH for video posters and durations (true)
+	MediaQuota     int64         // bytes of media per user, finished and unfinished uploads (1 GiB); 0 = none
+	// MaxPendingUploads is the most unfinished resumable uploads per user (20); 0 = unlimited.
+	MaxPendingUploads int
+	MediaFFmpeg       bool // use ffmpeg/ffprobe from PATH for video posters and durations (true)
 	// S3-compatible object storage for media; empty S3Endpoint keeps media
 	// on the local disk under DataDir/media.
 	S3Endpoint  string
@@ -239,6 +242,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUploadBytes < 1 || c.MaxUploadBytes > 1<<40 {
 		bad("--max-upload-bytes must be between 1 and 1 TiB, not %d", c.MaxUploadBytes)
+	}
+	if c.MediaQuota < 0 || c.MaxPendingUploads < 0 {
+		bad("--media-quota and --max-pending-uploads must not be negative (0 means none)")
 	}
 	if c.MediaGCAfter < time.Second {
 		bad("--media-gc-after must be at least 1s, not %s", c.MediaGCAfter)

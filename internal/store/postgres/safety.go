@@ -106,6 +106,16 @@ func (s *Store) strings(ctx context.Context, op, q string, args ...any) ([]strin
 	return out, nil
 }
 
+// MediaBytes sums the sizes of a user's media that is not deleted.
+func (s *Store) MediaBytes(ctx context.Context, userID string) (int64, error) {
+	if !validKeys(userID) {
+		return 0, nil
+	}
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(size), 0)::bigint FROM media WHERE uploader_id = $1 AND deleted_at = 0`, userID).Scan(&n)
+	return n, mapErr("media bytes", err)
+}
+
 // CreateReport stores a report.
 func (s *Store) CreateReport(ctx context.Context, r chat.Report) error {
 	if !validKeys(r.ID, r.ReporterID, r.ConversationID, r.Reason) {

@@ -109,6 +109,13 @@ func (s *Store) strings(ctx context.Context, op, q string, args ...any) ([]strin
 	return out, mapErr(op, rows.Err())
 }
 
+// MediaBytes sums the sizes of a user's media that is not deleted.
+func (s *Store) MediaBytes(ctx context.Context, userID string) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(size), 0) FROM media WHERE uploader_id = ? AND deleted_at = 0`, userID).Scan(&n)
+	return n, mapErr("media bytes", err)
+}
+
 // CreateReport stores a report.
 func (s *Store) CreateReport(ctx context.Context, r chat.Report) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO reports (id, reporter_id, conversation_id, seq, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)`,

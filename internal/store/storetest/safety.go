@@ -100,6 +100,25 @@ var safetyTests = []test{
 			f.t.Fatalf("SharingWith(alice) = %v, %v; want bob and carol (dave left, erin shares nothing)", got, err)
 		}
 	}},
+	{"MediaBytes", func(f *fixture) {
+		us := f.users("alice", "bob")
+		ms, ok := f.s.(chat.MediaStore)
+		if !ok {
+			f.t.Skip("the store keeps no media catalogue")
+		}
+		for i, size := range []int64{100, 250} {
+			m := chat.Media{ID: f.id(), UploaderID: us[0].ID, ContentType: "text/plain", Size: size, BlobKey: f.unique("blob"), CreatedAt: f.tick()}
+			if err := ms.CreateMedia(f.ctx, m); err != nil {
+				f.t.Fatalf("CreateMedia %d: %v", i, err)
+			}
+		}
+		if n, err := f.safety().MediaBytes(f.ctx, us[0].ID); n != 350 || err != nil {
+			f.t.Fatalf("MediaBytes(alice) = %d, %v; want 350", n, err)
+		}
+		if n, err := f.safety().MediaBytes(f.ctx, us[1].ID); n != 0 || err != nil {
+			f.t.Fatalf("MediaBytes(bob) = %d, %v; want 0", n, err)
+		}
+	}},
 	{"Reports", func(f *fixture) {
 		us := f.users("alice", "bob")
 		c := f.direct(us[0], us[1])

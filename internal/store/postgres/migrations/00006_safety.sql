@@ -29,7 +29,11 @@ CREATE TABLE suspensions (
     created_at bigint NOT NULL
 );
 
+-- The media quota: the size of a user's media.
+CREATE INDEX media_by_uploader ON media (uploader_id, size) WHERE deleted_at = 0;
+
 -- +goose Down
+DROP INDEX media_by_uploader;
 DROP TABLE suspensions;
 DROP TABLE reports;
 DROP TABLE blocks;

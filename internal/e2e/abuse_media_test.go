@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/parley-chat/parley/internal/server"
+	"github.com/parley-chat/parley/internal/server/servertest"
+)
+
+// Finding 5: a per-user media quota counting finished and unfinished
+// uploads (413 quota_exceeded), and a cap on unfinished resumable uploads.
+func TestMediaQuota(t *testing.T) {
+	srv := servertest.Start(t, func(c *server.Config) { c.MediaQuota = 1000; c.MaxPendingUploads = 3 })
+	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
+	if st, _ := uploadRaw(t, srv, alice.Token, bytes.Repeat([]byte("a"), 600), "text/plain"); st != http.StatusCreated {
+		t.Fatalf("first upload within the quota: %d", st)
+	}
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/media", bytes.NewReader(bytes.Repeat([]byte("b"), 600)))
+	req.Header.Set("Authorization", "Bearer "+alice.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e apiError
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || e.Error.Code != "quota_exceeded" {
+		t.Fatalf("upload past the quota: %d %+v, want 413 quota_exceeded", resp.StatusCode, e)
+	}
+	// Unfinished uploads count with their declared length.
+	if r := tus(t, srv, "POST", "/api/v1/uploads", alice.Token, map[string]string{"Upload-Length": "500"}, nil); r.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("resumable upload past the quota: %d, want 413", r.StatusCode)
+	}
+	createUpload(t, srv, alice.Token, 300, "a.txt")
+	if st, _ := uploadRaw(t, srv, alice.Token, bytes.Repeat([]byte("c"), 200), "text/plain"); st != http.StatusRequestEntityTooLarge {
+		t.Fatalf("upload past the quota with an unfinished upload counted: %d, want 413", st)
+	}
+	// Parallel creations cannot all pass one check: bob may have 3 unfinished.
+	var wg sync.WaitGroup
+	codes := make([]int, 30)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = tus(t, srv, "POST", "/api/v1/uploads", bob.Token, map[string]string{"Upload-Length": strconv.Itoa(10)}, nil).StatusCode
+		}()
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	if count[http.StatusCreated] != 3 || count[http.StatusTooManyRequests] != 27 {
+		t.Fatalf("30 parallel resumable uploads with a cap of 3: %v, want 3 x 201, 27 x 429", count)
+	}
+}
