@@ -31,6 +31,11 @@ type SafetyStore interface {
 	// not deleted (the media quota).
 	MediaBytes(ctx context.Context, userID string) (int64, error)
 
+	// KeyBundles returns the key bundles of userID's devices like
+	// KeyStore.ClaimKeys, but claims no one-time prekey (OneTimePreKey nil):
+	// what a claimer past the per-target rate gets.
+	KeyBundles(ctx context.Context, userID string) ([]KeyBundle, error)
+
 	// CreateReport stores a report; ErrConflict if its id is taken.
 	CreateReport(ctx context.Context, r Report) error
 	// Reports lists reports, oldest first: only open ones unless all.

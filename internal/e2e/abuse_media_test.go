@@ -59,3 +59,45 @@ func TestMediaQuota(t *testing.T) {
 		t.Fatalf("30 parallel resumable uploads with a cap of 3: %v, want 3 x 201, 27 x 429", count)
 	}
 }
+
+// Finding 8: a stranger cannot drain a user's one-time prekeys (past 100
+// claims per hour of one target, bundles come without one), and a device
+// keeps at most 1000 unclaimed prekeys.
+func TestPrekeyDrainAndCap(t *testing.T) {
+	srv := servertest.Start(t)
+	victim, stranger := newAccount(t, srv, "victim"), newAccount(t, srv, "stranger")
+	putKeys(t, srv, victim, 300)
+	with := 0
+	for i := 0; i < 150; i++ {
+		var b bundles
+		if st := api(t, srv, "GET", "/api/v1/keys/"+victim.UserID, stranger.Token, nil, &b); st != 200 || len(b.Devices) != 1 {
+			t.Fatalf("claim %d: %d %+v", i, st, b)
+		}
+		if b.Devices[0].OneTimePrekey != nil {
+			with++
+		}
+	}
+	var c struct {
+		N int `json:"one_time_prekeys"`
+	}
+	api(t, srv, "GET", "/api/v1/keys/count", victim.Token, nil, &c)
+	if with != 100 || c.N != 200 {
+		t.Fatalf("150 claims by a stranger took %d prekeys (%d left of 300); want 100 taken, 200 left", with, c.N)
+	}
+
+	owner := newAccount(t, srv, "owner")
+	body := keyUpload(t, 500)
+	for round := 0; round < 3; round++ {
+		otks := body["one_time_prekeys"].([]map[string]any)
+		for i := range otks {
+			otks[i]["key_id"] = round*500 + i + 1
+		}
+		if st := api(t, srv, "PUT", "/api/v1/keys", owner.Token, body, nil); st != http.StatusNoContent {
+			t.Fatalf("upload %d: %d", round, st)
+		}
+	}
+	api(t, srv, "GET", "/api/v1/keys/count", owner.Token, nil, &c)
+	if c.N != 1000 {
+		t.Fatalf("after 3 uploads of 500: %d prekeys stored, want the cap of 1000", c.N)
+	}
+}

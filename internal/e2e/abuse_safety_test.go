@@ -59,6 +59,18 @@ func TestPresenceSubscribeCap(t *testing.T) {
 	s.send(map[string]any{"type": "presence_subscribe", "user_ids": ids}) // the same again
 	s.send(map[string]any{"type": "ping"})
 	s.expect("pong") // nothing known, nothing shared: silence, then pong
+
+	// Past the cap of watched users (2 here), the socket is told so.
+	small := servertest.Start(t, func(c *server.Config) { c.MaxWatchesPerSocket = 2 })
+	me, b, c, d := newAccount(t, small, "me"), newAccount(t, small, "bee"), newAccount(t, small, "cee"), newAccount(t, small, "dee")
+	group(t, small, me, "friends", b, c, d)
+	w := dial(t, small, me.Token)
+	w.send(map[string]any{"type": "presence_subscribe", "user_ids": []string{b.UserID, c.UserID, d.UserID}})
+	w.expect("presence")
+	w.expect("presence")
+	if e := w.expect("error"); e.num("status") != 422 {
+		t.Fatalf("a third watch with a cap of 2: %v, want error 422", e)
+	}
 }
 
 // Blocking (PROTOCOL.md section 11).

@@ -31,6 +31,8 @@ type authLimits struct {
 	user     *security.Buckets // username, any address: LoginFailuresUserGlobal per hour; known devices exempt
 	addr     *security.Buckets // address, any username: LoginFailuresIP per minute
 	register *security.Buckets // address: RegistrationRate per hour
+	claimer  *security.Buckets // user: PrekeyClaimsPerClaimer per hour
+	target   *security.Buckets // claimed user: PrekeyClaimsPerTarget per hour
 
 	mu       sync.Mutex
 	inflight map[string]int // logins being checked, by address (bounded by open requests)
@@ -43,6 +45,8 @@ func newAuthLimits(cfg Config) *authLimits {
 		user:     security.NewBuckets(cfg.LoginFailuresUserGlobal, time.Hour, 0, nil),
 		addr:     security.NewBuckets(cfg.LoginFailuresIP, time.Minute, 0, nil),
 		register: security.NewBuckets(cfg.RegistrationRate, time.Hour, 0, nil),
+		claimer:  security.NewBuckets(cfg.PrekeyClaimsPerClaimer, time.Hour, 0, nil),
+		target:   security.NewBuckets(cfg.PrekeyClaimsPerTarget, time.Hour, 0, nil),
 	}
 }
 

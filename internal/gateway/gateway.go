@@ -44,6 +44,8 @@ type Config struct {
 	RegistrationRate        int            // registrations per client address per hour (300); 0: unlimited
 	Registration            string         // RegistrationOpen or RegistrationClosed ("open")
 	TrustedProxies          []netip.Prefix // peers whose X-Forwarded-For names the client
+	PrekeyClaimsPerClaimer  int            // key claims (GET /keys/{user}) per user per hour (1000); 429 past it; 0: unlimited
+	PrekeyClaimsPerTarget   int            // one-time prekey claims of one user per hour by everyone (100); past it bundles lack one; 0: unlimited
 	AllowedOrigins          []string       // extra Origin host patterns for the WebSocket; same origin always passes
 	ReorderHold             time.Duration  // in a cluster, how long a message that overtook a missing seq waits for it (200 ms)
 	// ChannelCacheMembers bounds the member ids of fan-out-on-read
@@ -64,12 +66,15 @@ func DefaultConfig() Config {
 		PresenceWindow:          2 * time.Second,
 		MaxSocketsPerUser:       32,
 		TypingRate:              10,
+		MaxWatchesPerSocket:     1000,
 		FrameRate:               200,
 		LoginFailuresUser:       10,
 		LoginFailuresIP:         50,
 		LoginFailuresUserGlobal: 100,
 		RegistrationRate:        300,
 		Registration:            RegistrationOpen,
+		PrekeyClaimsPerClaimer:  1000,
+		PrekeyClaimsPerTarget:   100,
 		ReorderHold:             200 * time.Millisecond,
 		ChannelCacheMembers:     1 << 20,
 	}

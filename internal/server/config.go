@@ -53,6 +53,7 @@ type Config struct {
 	Registration            string   // open or closed
 	TrustedProxies          []string // addresses or CIDR prefixes whose X-Forwarded-For is believed
 	MetricsToken            string   // when set, /metrics needs "Authorization: Bearer <token>"
+	MaxWatchesPerSocket     int      // users one socket may watch the presence of (1000); not a flag
 	MaxGroupMembers         int
 	FanoutDirectMax         int // conversations with more members are delivered fan-out-on-read
 	MessageRate             int // messages per minute per user; 0 = unlimited
@@ -109,6 +110,7 @@ func DefaultConfig() Config {
 		LoginFailuresUserGlobal: gd.LoginFailuresUserGlobal,
 		RegistrationRate:        gd.RegistrationRate,
 		Registration:            gd.Registration,
+		MaxWatchesPerSocket:     gd.MaxWatchesPerSocket,
 		MaxGroupMembers:         cd.MaxGroupMembers,
 		FanoutDirectMax:         cd.FanoutDirectMax,
 		MessageRate:             100,

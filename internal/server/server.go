@@ -109,6 +109,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	gc.LoginFailuresUserGlobal = cfg.LoginFailuresUserGlobal
 	gc.RegistrationRate = cfg.RegistrationRate
 	gc.Registration = cfg.Registration
+	if cfg.MaxWatchesPerSocket > 0 {
+		gc.MaxWatchesPerSocket = cfg.MaxWatchesPerSocket
+	}
 	gc.TrustedProxies, _ = ParsePrefixes(cfg.TrustedProxies) // checked by Validate
 	gc.SendQueueLimit = cfg.SendQueueLimit
 	gc.MaxFrameBytes = cfg.MaxFrameBytes

@@ -116,6 +116,24 @@ func (s *Store) MediaBytes(ctx context.Context, userID string) (int64, error) {
 	return n, mapErr("media bytes", err)
 }
 
+// KeyBundles returns a user's key bundles without claiming prekeys.
+func (s *Store) KeyBundles(ctx context.Context, userID string) ([]chat.KeyBundle, error) {
+	if !validKeys(userID) {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, qKeyBundles, userID)
+	if err != nil {
+		return nil, mapErr("key bundles", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (chat.KeyBundle, error) {
+		var b chat.KeyBundle
+		err := row.Scan(&b.DeviceID, &b.IdentityKey, &b.SigningKey, &b.SignedPreKey.KeyID,
+			&b.SignedPreKey.PublicKey, &b.SignedPreKey.Signature)
+		return b, err
+	})
+	return out, mapErr("key bundles", err)
+}
+
 // CreateReport stores a report.
 func (s *Store) CreateReport(ctx context.Context, r chat.Report) error {
 	if !validKeys(r.ID, r.ReporterID, r.ConversationID, r.Reason) {

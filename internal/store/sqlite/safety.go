@@ -116,6 +116,26 @@ func (s *Store) MediaBytes(ctx context.Context, userID string) (int64, error) {
 	return n, mapErr("media bytes", err)
 }
 
+// KeyBundles returns a user's key bundles without claiming prekeys.
+func (s *Store) KeyBundles(ctx context.Context, userID string) ([]chat.KeyBundle, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT device_id, identity_key, signing_key, spk_id, spk_public, spk_signature
+		FROM device_keys WHERE user_id = ? ORDER BY device_id`, userID)
+	if err != nil {
+		return nil, mapErr("key bundles", err)
+	}
+	defer rows.Close()
+	var out []chat.KeyBundle
+	for rows.Next() {
+		var b chat.KeyBundle
+		if err := rows.Scan(&b.DeviceID, &b.IdentityKey, &b.SigningKey, &b.SignedPreKey.KeyID,
+			&b.SignedPreKey.PublicKey, &b.SignedPreKey.Signature); err != nil {
+			return nil, mapErr("key bundles", err)
+		}
+		out = append(out, b)
+	}
+	return out, mapErr("key bundles", rows.Err())
+}
+
 // CreateReport stores a report.
 func (s *Store) CreateReport(ctx context.Context, r chat.Report) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO reports (id, reporter_id, conversation_id, seq, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)`,

@@ -119,6 +119,27 @@ var safetyTests = []test{
 			f.t.Fatalf("MediaBytes(bob) = %d, %v; want 0", n, err)
 		}
 	}},
+	{"KeyBundlesClaimNothing", func(f *fixture) {
+		u := f.user("alice")
+		if _, ok := f.s.(chat.KeyStore); !ok {
+			f.t.Skip("the store has no key directory")
+		}
+		phone, laptop := f.device(u, "phone"), f.device(u, "laptop")
+		f.putKeys(deviceKeys(phone, 10, 1, 2))
+		f.putKeys(deviceKeys(laptop, 20, 1, 1))
+		got, err := f.safety().KeyBundles(f.ctx, u.ID)
+		if err != nil || len(got) != 2 {
+			f.t.Fatalf("KeyBundles = %d bundles, %v; want 2", len(got), err)
+		}
+		for _, b := range got {
+			if b.OneTimePreKey != nil || len(b.IdentityKey) == 0 || len(b.SignedPreKey.Signature) == 0 {
+				f.t.Fatalf("bundle %+v: want identity and signed prekey, no one-time prekey", b)
+			}
+		}
+		if n, _ := f.keys().PrekeyCount(f.ctx, phone.ID); n != 2 {
+			f.t.Fatalf("KeyBundles claimed prekeys: %d left of 2", n)
+		}
+	}},
 	{"Reports", func(f *fixture) {
 		us := f.users("alice", "bob")
 		c := f.direct(us[0], us[1])
