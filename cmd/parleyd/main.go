@@ -123,6 +123,7 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	fs.IntVar(&cfg.LoginFailuresUser, "login-failures-user", cfg.LoginFailuresUser, "failed logins allowed per username and client address per 10 minutes before that address's logins for it get 429; 0 means unlimited")
 	fs.IntVar(&cfg.LoginFailuresUserGlobal, "login-failures-user-global", cfg.LoginFailuresUserGlobal, "failed logins allowed per username per hour from all addresses together; logins naming one of the user's own device_ids are exempt; 0 means unlimited")
 	fs.IntVar(&cfg.RegistrationRate, "registration-rate", cfg.RegistrationRate, "registrations per client address per hour (429 past it); 0 means unlimited")
+	fs.IntVar(&cfg.ConversationRate, "conversation-rate", cfg.ConversationRate, "groups and new direct conversations one user may create per hour (429 past it); 0 means unlimited")
 	fs.StringVar(&cfg.Registration, "registration", cfg.Registration, "who may register: open (anyone) or closed (403 registration_closed)")
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", cfg.MetricsToken, "when set, GET /metrics needs \"Authorization: Bearer <token>\" (prefer PARLEY_METRICS_TOKEN: flags show in ps); empty leaves /metrics open")
 	proxies := fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client address (for the per-address limits); empty trusts none")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -99,5 +100,64 @@ func TestPrekeyDrainAndCap(t *testing.T) {
 	api(t, srv, "GET", "/api/v1/keys/count", owner.Token, nil, &c)
 	if c.N != 1000 {
 		t.Fatalf("after 3 uploads of 500: %d prekeys stored, want the cap of 1000", c.N)
+	}
+}
+
+// Finding 9: conversation creation is rate limited (opening an existing
+// direct conversation is free) and GET /conversations pages by cursor
+// (without limit it answers the whole v1 list).
+func TestConversationRateAndPaging(t *testing.T) {
+	srv := servertest.Start(t, func(c *server.Config) { c.ConversationRate = 5 })
+	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
+	direct(t, srv, alice, bob)
+	for i := 0; i < 10; i++ {
+		direct(t, srv, alice, bob) // the same one again: free
+	}
+	for i := 0; i < 4; i++ {
+		group(t, srv, alice, "g"+strconv.Itoa(i), bob)
+	}
+	var e apiError
+	if st := api(t, srv, "POST", "/api/v1/groups", alice.Token, map[string]any{"name": "spam", "members": []string{bob.UserID}}, &e); st != 429 {
+		t.Fatalf("6th new conversation with a rate of 5: %d, want 429", st)
+	}
+
+	type page struct {
+		Conversations []struct {
+			ID string `json:"conversation_id"`
+		} `json:"conversations"`
+		Next string `json:"next_cursor"`
+	}
+	var all page
+	api(t, srv, "GET", "/api/v1/conversations", bob.Token, nil, &all)
+	if len(all.Conversations) != 5 || all.Next != "" {
+		t.Fatalf("the v1 list: %d conversations, next %q; want all 5 and no cursor", len(all.Conversations), all.Next)
+	}
+	var got []string
+	cursor := ""
+	for n := 0; n < 10; n++ {
+		var p page
+		path := "/api/v1/conversations?limit=2"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		if st := api(t, srv, "GET", path, bob.Token, nil, &p); st != 200 {
+			t.Fatalf("page: %d", st)
+		}
+		for _, c := range p.Conversations {
+			got = append(got, c.ID)
+		}
+		if cursor = p.Next; cursor == "" {
+			break
+		}
+	}
+	want := []string{}
+	for _, c := range all.Conversations {
+		want = append(want, c.ID)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("pages gave %v, want %v", got, want)
+	}
+	if st := api(t, srv, "GET", "/api/v1/conversations?cursor=garbage", bob.Token, nil, nil); st != 400 {
+		t.Fatalf("bad cursor: %d, want 400", st)
 	}
 }

@@ -33,6 +33,7 @@ type authLimits struct {
 	register *security.Buckets // address: RegistrationRate per hour
 	claimer  *security.Buckets // user: PrekeyClaimsPerClaimer per hour
 	target   *security.Buckets // claimed user: PrekeyClaimsPerTarget per hour
+	convs    *security.Buckets // user: ConversationRate new conversations per hour
 
 	mu       sync.Mutex
 	inflight map[string]int // logins being checked, by address (bounded by open requests)
@@ -47,6 +48,7 @@ func newAuthLimits(cfg Config) *authLimits {
 		register: security.NewBuckets(cfg.RegistrationRate, time.Hour, 0, nil),
 		claimer:  security.NewBuckets(cfg.PrekeyClaimsPerClaimer, time.Hour, 0, nil),
 		target:   security.NewBuckets(cfg.PrekeyClaimsPerTarget, time.Hour, 0, nil),
+		convs:    security.NewBuckets(cfg.ConversationRate, time.Hour, 0, nil),
 	}
 }
 

@@ -45,6 +45,7 @@ type Config struct {
 	Registration            string         // RegistrationOpen or RegistrationClosed ("open")
 	TrustedProxies          []netip.Prefix // peers whose X-Forwarded-For names the client
 	PrekeyClaimsPerClaimer  int            // key claims (GET /keys/{user}) per user per hour (1000); 429 past it; 0: unlimited
+	ConversationRate        int            // groups and new direct conversations a user may create per hour (200); 429 past it; 0: unlimited
 	PrekeyClaimsPerTarget   int            // one-time prekey claims of one user per hour by everyone (100); past it bundles lack one; 0: unlimited
 	AllowedOrigins          []string       // extra Origin host patterns for the WebSocket; same origin always passes
 	ReorderHold             time.Duration  // in a cluster, how long a message that overtook a missing seq waits for it (200 ms)
@@ -75,6 +76,7 @@ func DefaultConfig() Config {
 		Registration:            RegistrationOpen,
 		PrekeyClaimsPerClaimer:  1000,
 		PrekeyClaimsPerTarget:   100,
+		ConversationRate:        200,
 		ReorderHold:             200 * time.Millisecond,
 		ChannelCacheMembers:     1 << 20,
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -127,7 +128,14 @@ func (g *Gateway) createConversation(w http.ResponseWriter, r *http.Request, ses
 		g.writeError(w, r, fmt.Errorf("%w: unknown conversation type %q", chat.ErrBadRequest, req.Type))
 		return
 	}
+	if ok, wait := g.limits.convs.Take(sess.UserID); !ok {
+		g.writeError(w, r, &chat.RateLimitError{RetryAfter: wait})
+		return
+	}
 	conv, created, err := g.svc.OpenDirect(r.Context(), sess, req.UserID)
+	if !created {
+		g.limits.convs.Refund(sess.UserID) // opening an existing one is free
+	}
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -139,17 +147,63 @@ func (g *Gateway) createConversation(w http.ResponseWriter, r *http.Request, ses
 	writeJSON(w, status, wireConversation(&conv, sess.DeviceID))
 }
 
+// listConversations is GET /api/v1/conversations: every conversation, most
+// recently active first (the v1 answer), or with limit= one page of at most
+// limit (200 at most) after the cursor= of the previous page, with
+// next_cursor while more remain.
 func (g *Gateway) listConversations(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	q := r.URL.Query()
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			g.writeError(w, r, fmt.Errorf("%w: limit must be an integer >= 1", chat.ErrBadRequest))
+			return
+		}
+		limit = min(n, chat.MaxPageLimit)
+	}
 	convs, err := g.svc.Conversations(r.Context(), sess)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
+	if c := q.Get("cursor"); c != "" {
+		at, id, ok := parseConvCursor(c)
+		if !ok {
+			g.writeError(w, r, fmt.Errorf("%w: cursor is not one this server gave", chat.ErrBadRequest))
+			return
+		}
+		i := 0
+		for i < len(convs) && (convs[i].UpdatedAt > at || (convs[i].UpdatedAt == at && convs[i].ID <= id)) {
+			i++
+		}
+		convs = convs[i:]
+		if limit == 0 {
+			limit = chat.MaxPageLimit
+		}
+	}
+	next := ""
+	if limit > 0 && len(convs) > limit {
+		convs = convs[:limit]
+		last := convs[limit-1]
+		next = strconv.FormatInt(last.UpdatedAt, 10) + "." + last.ID
+	}
 	out := make([]proto.Conversation, len(convs))
 	for i := range convs {
 		out[i] = wireConversation(&convs[i], sess.DeviceID)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
+	body := map[string]any{"conversations": out}
+	if next != "" {
+		body["next_cursor"] = next
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// parseConvCursor reads "updated_at.conversation_id".
+func parseConvCursor(c string) (int64, string, bool) {
+	ms, id, ok := strings.Cut(c, ".")
+	at, err := strconv.ParseInt(ms, 10, 64)
+	return at, id, ok && err == nil && id != ""
 }
 
 func (g *Gateway) getConversation(w http.ResponseWriter, r *http.Request, sess chat.Session) {
@@ -225,8 +279,13 @@ func (g *Gateway) createGroup(w http.ResponseWriter, r *http.Request, sess chat.
 		g.writeError(w, r, err)
 		return
 	}
+	if ok, wait := g.limits.convs.Take(sess.UserID); !ok {
+		g.writeError(w, r, &chat.RateLimitError{RetryAfter: wait})
+		return
+	}
 	conv, err := g.svc.CreateGroup(r.Context(), sess, req.Name, req.Members)
 	if err != nil {
+		g.limits.convs.Refund(sess.UserID)
 		g.writeError(w, r, err)
 		return
 	}

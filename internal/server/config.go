@@ -54,6 +54,7 @@ type Config struct {
 	TrustedProxies          []string // addresses or CIDR prefixes whose X-Forwarded-For is believed
 	MetricsToken            string   // when set, /metrics needs "Authorization: Bearer <token>"
 	MaxWatchesPerSocket     int      // users one socket may watch the presence of (1000); not a flag
+	ConversationRate        int      // groups and new direct conversations per user per hour; 0 = unlimited
 	MaxGroupMembers         int
 	FanoutDirectMax         int // conversations with more members are delivered fan-out-on-read
 	MessageRate             int // messages per minute per user; 0 = unlimited
@@ -111,6 +112,7 @@ func DefaultConfig() Config {
 		RegistrationRate:        gd.RegistrationRate,
 		Registration:            gd.Registration,
 		MaxWatchesPerSocket:     gd.MaxWatchesPerSocket,
+		ConversationRate:        gd.ConversationRate,
 		MaxGroupMembers:         cd.MaxGroupMembers,
 		FanoutDirectMax:         cd.FanoutDirectMax,
 		MessageRate:             100,
@@ -204,7 +206,7 @@ func (c Config) Validate() error {
 	if c.TypingRate < 0 || c.FrameRate < 0 || c.LoginFailuresUser < 0 || c.LoginFailuresIP < 0 {
 		bad("--typing-rate, --login-failures-user and --login-failures-ip must not be negative (0 means unlimited)")
 	}
-	if c.LoginFailuresUserGlobal < 0 || c.RegistrationRate < 0 {
+	if c.LoginFailuresUserGlobal < 0 || c.RegistrationRate < 0 || c.ConversationRate < 0 {
 		bad("--login-failures-user-global and --registration-rate must not be negative (0 means unlimited)")
 	}
 	switch c.Registration {

@@ -109,6 +109,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	gc.LoginFailuresUserGlobal = cfg.LoginFailuresUserGlobal
 	gc.RegistrationRate = cfg.RegistrationRate
 	gc.Registration = cfg.Registration
+	gc.ConversationRate = cfg.ConversationRate
 	if cfg.MaxWatchesPerSocket > 0 {
 		gc.MaxWatchesPerSocket = cfg.MaxWatchesPerSocket
 	}
