@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -87,6 +89,18 @@ func TestAdminReportsAndSuspension(t *testing.T) {
 	}
 	if code, out := adm("suspend", "mallory", "spam"); code != 0 {
 		t.Fatalf("admin suspend: %d %s", code, out)
+	}
+	// Her open socket is closed (440) within the service's suspension poll.
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		_, data, err := ws.Read(rctx)
+		if err != nil {
+			t.Fatalf("the suspended user's socket stayed open: %v", err)
+		}
+		if strings.Contains(string(data), `"status":440`) {
+			break
+		}
 	}
 	// Her token stops at once; her logins get 403 suspended.
 	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/conversations", nil)

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -172,4 +173,34 @@ func (s *Service) MediaBytes(ctx context.Context, userID string) (int64, error) 
 		return 0, nil
 	}
 	return st.MediaBytes(ctx, userID)
+}
+
+// suspensionLoop closes the open sockets of accounts suspended since the
+// last look, on every node (a revoke event on the user's topic): the
+// suspension itself deleted their tokens. It looks back a little further
+// each time (clocks of the admin tool and the server may differ); revoking
+// twice is harmless.
+func (s *Service) suspensionLoop(st SafetyStore) {
+	defer s.wg.Done()
+	const overlap = 10 * time.Second
+	since := s.now().Add(-overlap)
+	t := time.NewTicker(s.cfg.SuspensionPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		now := s.now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ids, err := st.SuspendedSince(ctx, since.UnixMilli())
+		if err == nil {
+			since = now.Add(-overlap)
+			for _, id := range ids {
+				s.publishTo(ctx, []string{id}, &Event{Kind: EventRevoke, Revoke: &Revoke{}})
+			}
+		}
+		cancel()
+	}
 }

@@ -48,6 +48,8 @@ type SafetyStore interface {
 	Suspend(ctx context.Context, userID, reason string, at int64) error
 	// Unsuspend lifts a suspension; lifting none is not an error.
 	Unsuspend(ctx context.Context, userID string) error
+	// SuspendedSince lists the users suspended at or after since (ms).
+	SuspendedSince(ctx context.Context, since int64) ([]string, error)
 	// Suspended says whether the user is suspended.
 	Suspended(ctx context.Context, userID string) (bool, error)
 }

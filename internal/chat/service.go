@@ -43,6 +43,10 @@ type Config struct {
 	// (one publish on ChannelTopic per event, see channels.go). (256, the
 	// default MaxGroupMembers: only groups allowed beyond it are channels.)
 	FanoutDirectMax int
+	// SuspensionPoll is how often the service looks for accounts suspended
+	// (by the admin tool, possibly in another process) to close their open
+	// sockets (2 s).
+	SuspensionPoll time.Duration
 	// HashConcurrency is how many registrations may hash a password at
 	// once (half the CPUs, at least 1); the others wait their turn.
 	HashConcurrency int
@@ -79,6 +83,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FanoutDirectMax <= 0 {
 		c.FanoutDirectMax = d.FanoutDirectMax
+	}
+	if c.SuspensionPoll <= 0 {
+		c.SuspensionPoll = 2 * time.Second
 	}
 	if c.HashConcurrency <= 0 {
 		c.HashConcurrency = max(1, runtime.GOMAXPROCS(0)/2)
@@ -161,6 +168,10 @@ func NewService(cfg Config, d Deps) *Service {
 	go s.publishLoop()
 	go s.receiptLoop()
 	go s.seenLoop()
+	if st, ok := d.Store.(SafetyStore); ok {
+		s.wg.Add(1)
+		go s.suspensionLoop(st)
+	}
 	return s
 }
 

@@ -189,6 +189,11 @@ func (s *Store) Unsuspend(ctx context.Context, userID string) error {
 	return mapErr("unsuspend", err)
 }
 
+// SuspendedSince lists users suspended at or after since.
+func (s *Store) SuspendedSince(ctx context.Context, since int64) ([]string, error) {
+	return s.strings(ctx, "suspended since", `SELECT user_id FROM suspensions WHERE created_at >= ? ORDER BY created_at`, since)
+}
+
 // Suspended says whether the user is suspended.
 func (s *Store) Suspended(ctx context.Context, userID string) (bool, error) {
 	var n int

@@ -196,6 +196,12 @@ var safetyTests = []test{
 		if ok, _ := st.Suspended(f.ctx, b.ID); ok {
 			f.t.Fatal("bob suspended too")
 		}
+		if got, err := st.SuspendedSince(f.ctx, 0); err != nil || !slices.Equal(got, []string{a.ID}) {
+			f.t.Fatalf("SuspendedSince(0) = %v, %v; want alice", got, err)
+		}
+		if got, _ := st.SuspendedSince(f.ctx, f.tick()); len(got) != 0 {
+			f.t.Fatalf("SuspendedSince(later) = %v, want none", got)
+		}
 		if _, err := f.s.Session(f.ctx, "ha"); !errors.Is(err, chat.ErrNotFound) {
 			f.t.Fatalf("alice's session after suspension: %v, want ErrNotFound", err)
 		}
