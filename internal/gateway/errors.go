@@ -82,7 +82,9 @@ func logProblem(log *slog.Logger, p problem, err error, attrs ...any) {
 // writeError answers an HTTP request with the protocol's error body.
 func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := classify(err)
-	logProblem(g.log, p, err, "method", r.Method, "path", r.URL.Path)
+	if r.Context().Err() == nil { // a client that went away is no server fault
+		logProblem(g.log, p, err, "method", r.Method, "path", r.URL.Path)
+	}
 	if p.RetryAfter > 0 {
 		secs := int((p.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))

@@ -3,7 +3,7 @@
 // rename, remove and add members, leave.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { T, launch, newDevice, registerUI, uname, openChat, sendUI, waitTexts, waitStatus, steps } from './lib.mjs';
+import { T, launch, newDevice, registerUI, uname, openChat, startDirectUI, sendUI, waitTexts, waitStatus, steps } from './lib.mjs';
 
 test('group chat with three people', { timeout: 240_000 }, async (t) => {
   const browser = await launch();
@@ -98,6 +98,23 @@ test('group chat with three people', { timeout: 240_000 }, async (t) => {
     await c.page.locator('.conv-name', { hasText: 'Project Y' }).waitFor();
     await openChat(c.page, 'Project Y');
     await waitTexts(c.page, (x) => x.includes('Hi team'), 'carol sees history again');
+  });
+
+  await step('carol blocks bob: his group messages are hidden from her', async () => {
+    const p = c.page;
+    await startDirectUI(p, names.b);
+    await p.locator('.chat-head').getByRole('button', { name: 'Contact info', exact: true }).click();
+    const dlg = p.locator('dialog.modal').first();
+    await dlg.getByRole('button', { name: 'Block', exact: true }).click();
+    await p.locator('dialog.modal-small').getByRole('button', { name: 'Block' }).click();
+    await dlg.getByRole('button', { name: 'Unblock', exact: true }).waitFor();
+    await p.keyboard.press('Escape');
+    await openChat(p, 'Project Y');
+    await sendUI(b.page, 'Spam from Bob');
+    await waitTexts(a.page, (x) => x.includes('Spam from Bob'), 'alice still sees bob');
+    await sendUI(a.page, 'After the spam');
+    const shown = await waitTexts(p, (x) => x.includes('After the spam'), 'carol sees alice');
+    assert.equal(shown.includes('Spam from Bob'), false, 'carol does not see the blocked user');
   });
 
   await step('bob leaves the group', async () => {
