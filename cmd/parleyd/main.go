@@ -122,7 +122,7 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	fs.DurationVar(&cfg.PresenceWindow, "presence-window", cfg.PresenceWindow, "at most one presence change is announced per user per window (batches flapping; at most 5s)")
 	fs.IntVar(&cfg.MaxSocketsPerUser, "max-sockets-per-user", cfg.MaxSocketsPerUser, "open WebSocket connections per user on one node; more are refused with 429")
 	fs.IntVar(&cfg.TypingRate, "typing-rate", cfg.TypingRate, "typing and presence_subscribe frames per second per socket (burst twice that); more get error 429; 0 means unlimited")
-	fs.IntVar(&cfg.FrameRate, "frame-rate", cfg.FrameRate, "frames per second read from one socket (burst twice that); past it the server stops reading that socket for a moment, so a flood slows itself down; 0 means unlimited (load tests)")
+	fs.IntVar(&cfg.FrameRate, "frame-rate", cfg.FrameRate, "frames per second read from one socket (burst twice that), a frame counting one plus one per 4 KiB; past it the server stops reading that socket for a moment, so a flood slows itself down; 0 means unlimited (load tests)")
 	fs.IntVar(&cfg.LoginFailuresUser, "login-failures-user", cfg.LoginFailuresUser, "failed logins allowed per username and client address per 10 minutes before that address's logins for it get 429; 0 means unlimited")
 	fs.IntVar(&cfg.LoginFailuresUserGlobal, "login-failures-user-global", cfg.LoginFailuresUserGlobal, "failed logins allowed per username per hour from all addresses together; logins naming one of the user's own device_ids are exempt; 0 means unlimited")
 	fs.IntVar(&cfg.RegistrationRate, "registration-rate", cfg.RegistrationRate, "registrations per client address per hour (429 past it); 0 means unlimited")
