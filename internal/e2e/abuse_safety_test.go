@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -176,6 +178,18 @@ func TestPushEndpointsMustBePublic(t *testing.T) {
 		var e apiError
 		if st := api(t, srv, "POST", "/api/v1/push/subscriptions", bob.Token, body, &e); st != http.StatusUnprocessableEntity {
 			t.Errorf("endpoint on %s: status %d, want 422", host, st)
+		}
+	}
+	// A name that resolves to a private address (this machine's own name,
+	// where it resolves to one) is refused as well.
+	if host, err := os.Hostname(); err == nil {
+		if addrs, err := net.DefaultResolver.LookupNetIP(t.Context(), "ip", host); err == nil && len(addrs) > 0 {
+			if a := addrs[0].Unmap(); a.IsPrivate() || a.IsLoopback() {
+				body := map[string]any{"platform": "unifiedpush", "endpoint": "https://" + host + "/up"}
+				if st := api(t, srv, "POST", "/api/v1/push/subscriptions", bob.Token, body, nil); st != http.StatusUnprocessableEntity {
+					t.Errorf("endpoint on %s (resolves to %s): status %d, want 422", host, a, st)
+				}
+			}
 		}
 	}
 	if st := api(t, srv, "POST", "/api/v1/push/subscriptions", bob.Token, map[string]any{"platform": "unifiedpush", "endpoint": "https://8.8.8.8/up"}, nil); st != http.StatusCreated {

@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/proto"
@@ -36,6 +38,9 @@ func (s *Service) Subscribe(ctx context.Context, sess chat.Session, req proto.Pu
 			return sub, fmt.Errorf("%w: keys.p256dh and keys.auth are required for webpush", chat.ErrBadRequest)
 		}
 		if err := s.checkEndpoint(req.Endpoint); err != nil {
+			return sub, err
+		}
+		if err := s.checkResolved(ctx, req.Endpoint); err != nil {
 			return sub, err
 		}
 		sub.Endpoint = req.Endpoint
@@ -135,6 +140,33 @@ func (s *Service) checkEndpoint(raw string) error {
 	case u.Scheme == "http" && loopback && s.cfg.AllowLoopback:
 	default:
 		return invalid("must be an https URL")
+	}
+	return nil
+}
+
+// checkResolved refuses (422) an endpoint whose host name resolves to an
+// address a push connection may not go to. A name that does not resolve now
+// is accepted: every connection is checked again at dial time, after
+// resolution, so a name cannot smuggle a private address in later either.
+func (s *Service) checkResolved(ctx context.Context, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil // checkEndpoint refused it
+	}
+	host := u.Hostname()
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil // a literal address: checkEndpoint judged it
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if !allowedAddr(a, s.cfg.AllowLoopback) {
+			return fmt.Errorf("%w: endpoint %s resolves to %s, not a public address", chat.ErrInvalid, host, a)
+		}
 	}
 	return nil
 }
