@@ -157,6 +157,13 @@ func (s *Service) Report(ctx context.Context, sess Session, conversationID strin
 	if err := s.CheckMember(ctx, sess, conversationID); err != nil {
 		return "", err
 	}
+	msgs, _, err := s.store.Messages(ctx, conversationID, Page{After: seq - 1, Forward: true, Limit: 1})
+	if err != nil {
+		return "", err
+	}
+	if len(msgs) == 0 || msgs[0].Seq != seq {
+		return "", errf(ErrNotFound, "no message %d in this conversation", seq)
+	}
 	now := s.now()
 	r := Report{ID: s.ids.New(now), ReporterID: sess.UserID, ConversationID: conversationID, Seq: seq, Reason: reason, CreatedAt: now.UnixMilli()}
 	if err := st.CreateReport(ctx, r); err != nil {

@@ -162,6 +162,9 @@ func TestReports(t *testing.T) {
 	if st := api(t, srv, "POST", "/api/v1/reports", eve.Token, map[string]any{"conversation_id": conv, "seq": 1, "reason": "x"}, nil); st != 403 {
 		t.Fatalf("report by a non-member: %d, want 403", st)
 	}
+	if st := api(t, srv, "POST", "/api/v1/reports", alice.Token, map[string]any{"conversation_id": conv, "seq": 99, "reason": "x"}, nil); st != 404 {
+		t.Fatalf("report of a message that does not exist: %d, want 404", st)
+	}
 	if st := api(t, srv, "POST", "/api/v1/reports", alice.Token, map[string]any{"conversation_id": conv, "reason": "x"}, nil); st != 400 {
 		t.Fatalf("report without seq: %d, want 400", st)
 	}
