@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,8 @@ Usage: parleyd admin [--data-dir DIR | --postgres URL] <command> [args]
   suspend <username> <reason...>   suspend an account: its tokens stop working at
                                    once and its logins get 403
   unsuspend <username>             lift a suspension
+  invite [ttl]                     print a single-use invite for --registration
+                                   invite (valid 168h unless ttl says otherwise)
 
 The store is the one parleyd uses: --data-dir (default ./data, PARLEY_DATA_DIR) or
 --postgres (PARLEY_POSTGRES). The embedded store may be used while parleyd runs.
@@ -150,8 +153,22 @@ func admin(ctx context.Context, store chat.Store, st chat.SafetyStore, cmd strin
 			return err
 		}
 		fmt.Fprintf(out, "%sed @%s (%s)\n", cmd, u.Username, u.ID)
+	case "invite":
+		ttl := 7 * 24 * time.Hour
+		if len(args) > 0 {
+			d, err := time.ParseDuration(args[0])
+			if err != nil || d <= 0 {
+				return fmt.Errorf("%w: invite [ttl], e.g. 48h", errAdminUsage)
+			}
+			ttl = d
+		}
+		token := rand.Text() // 128 random bits
+		if err := st.CreateInvite(ctx, chat.HashToken(token), now, now+ttl.Milliseconds()); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, token)
 	default:
-		return fmt.Errorf("%w: unknown command %q (reports, resolve, suspend, unsuspend)", errAdminUsage, cmd)
+		return fmt.Errorf("%w: unknown command %q (reports, resolve, suspend, unsuspend, invite)", errAdminUsage, cmd)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/parley-chat/parley/internal/server"
 	"github.com/parley-chat/parley/internal/server/servertest"
 )
 
@@ -125,5 +126,33 @@ func TestAdminReportsAndSuspension(t *testing.T) {
 	}
 	if code, _ := adm("bogus"); code != 2 {
 		t.Fatalf("unknown admin command: exit %d, want 2", code)
+	}
+}
+
+// --registration invite: a single-use invite from "parleyd admin invite".
+func TestAdminInvite(t *testing.T) {
+	srv := servertest.Start(t, func(c *server.Config) { c.Registration = "invite" })
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	reg := func(name, invite string) int {
+		return post(t, srv.URL+"/api/v1/auth/register", "", map[string]string{"username": name, "password": "password-" + name, "invite": invite}, &e)
+	}
+	if st := reg("walkin", ""); st != 403 || e.Error.Code != "registration_closed" {
+		t.Fatalf("register without an invite: %d %+v, want 403 registration_closed", st, e)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"admin", "--data-dir", srv.Config.DataDir, "invite", "1h"}, &out, &errb); code != 0 {
+		t.Fatalf("admin invite: %d %s", code, errb.String())
+	}
+	invite := strings.TrimSpace(out.String())
+	if st := reg("x!", invite); st != 422 {
+		t.Fatalf("invalid name with an invite: %d, want 422", st)
+	}
+	if st := reg("guest", invite); st != 201 {
+		t.Fatalf("register with the invite (given back after the failed attempt): %d, want 201", st)
+	}
+	if st := reg("second", invite); st != 403 {
+		t.Fatalf("the invite used twice: %d, want 403", st)
 	}
 }

@@ -127,7 +127,7 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	fs.IntVar(&cfg.LoginFailuresUserGlobal, "login-failures-user-global", cfg.LoginFailuresUserGlobal, "failed logins allowed per username per hour from all addresses together; logins naming one of the user's own device_ids are exempt; 0 means unlimited")
 	fs.IntVar(&cfg.RegistrationRate, "registration-rate", cfg.RegistrationRate, "registrations per client address per hour (429 past it); 0 means unlimited")
 	fs.IntVar(&cfg.ConversationRate, "conversation-rate", cfg.ConversationRate, "groups and new direct conversations one user may create per hour (429 past it); 0 means unlimited")
-	fs.StringVar(&cfg.Registration, "registration", cfg.Registration, "who may register: open (anyone) or closed (403 registration_closed)")
+	fs.StringVar(&cfg.Registration, "registration", cfg.Registration, "who may register: open (anyone), invite (with a single-use invite from 'parleyd admin invite', sent as \"invite\" in the register body) or closed (403 registration_closed)")
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", cfg.MetricsToken, "when set, GET /metrics needs \"Authorization: Bearer <token>\" (prefer PARLEY_METRICS_TOKEN: flags show in ps); empty leaves /metrics open")
 	proxies := fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client address (for the per-address limits); empty trusts none")
 	fs.IntVar(&cfg.LoginFailuresIP, "login-failures-ip", cfg.LoginFailuresIP, "failed logins allowed per client address per minute before its logins get 429; 0 means unlimited")

@@ -211,3 +211,48 @@ func (s *Service) suspensionLoop(st SafetyStore) {
 		cancel()
 	}
 }
+
+// InviteTTL is how long an invitation made by CreateInvite is valid.
+const InviteTTL = 7 * 24 * time.Hour
+
+// CreateInvite makes a single-use invitation for --registration invite and
+// returns its token (stored only as a hash).
+func (s *Service) CreateInvite(ctx context.Context, ttl time.Duration) (string, error) {
+	st, err := s.safety()
+	if err != nil {
+		return "", err
+	}
+	if ttl <= 0 {
+		ttl = InviteTTL
+	}
+	token, now := newToken(), s.now()
+	return token, st.CreateInvite(ctx, HashToken(token), now.UnixMilli(), now.Add(ttl).UnixMilli())
+}
+
+// RegisterInvited is Register with an invitation, which it uses up; a
+// registration that fails gives it back (valid for InviteTTL again).
+// Without a valid invitation: ErrRegistrationClosed.
+func (s *Service) RegisterInvited(ctx context.Context, invite, username, password, displayName string) (User, error) {
+	st, err := s.safety()
+	if err != nil {
+		return User{}, err
+	}
+	if invite == "" {
+		return User{}, errf(ErrRegistrationClosed, "registration on this server needs an invite")
+	}
+	hash, now := HashToken(invite), s.now()
+	ok, err := st.UseInvite(ctx, hash, now.UnixMilli())
+	if err != nil {
+		return User{}, err
+	}
+	if !ok {
+		return User{}, errf(ErrRegistrationClosed, "the invite is unknown, used or expired")
+	}
+	u, err := s.Register(ctx, username, password, displayName)
+	if err != nil {
+		if rerr := st.CreateInvite(context.WithoutCancel(ctx), hash, now.UnixMilli(), now.Add(InviteTTL).UnixMilli()); rerr != nil {
+			s.log.Warn("giving an invite back", "err", rerr)
+		}
+	}
+	return u, err
+}

@@ -36,6 +36,12 @@ type SafetyStore interface {
 	// what a claimer past the per-target rate gets.
 	KeyBundles(ctx context.Context, userID string) ([]KeyBundle, error)
 
+	// CreateInvite stores an invitation by the hash of its token.
+	CreateInvite(ctx context.Context, tokenHash string, createdAt, expiresAt int64) error
+	// UseInvite deletes an invitation that expires after now and reports
+	// whether there was one (false: unknown, used or expired).
+	UseInvite(ctx context.Context, tokenHash string, now int64) (bool, error)
+
 	// CreateReport stores a report; ErrConflict if its id is taken.
 	CreateReport(ctx context.Context, r Report) error
 	// Reports lists reports, oldest first: only open ones unless all.

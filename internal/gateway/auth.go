@@ -19,6 +19,7 @@ import (
 // Registration modes (--registration).
 const (
 	RegistrationOpen   = "open"
+	RegistrationInvite = "invite" // a single-use invite from "parleyd admin invite"
 	RegistrationClosed = "closed"
 )
 
@@ -105,7 +106,13 @@ func (g *Gateway) register(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, &chat.RateLimitError{RetryAfter: wait})
 		return
 	}
-	u, err := g.svc.Register(r.Context(), req.Username, req.Password, req.DisplayName)
+	register := g.svc.Register
+	if g.cfg.Registration == RegistrationInvite {
+		register = func(ctx context.Context, username, password, displayName string) (chat.User, error) {
+			return g.svc.RegisterInvited(ctx, req.Invite, username, password, displayName)
+		}
+	}
+	u, err := register(r.Context(), req.Username, req.Password, req.DisplayName)
 	if err != nil {
 		// A taken name was learned (enumeration): that attempt counts.
 		// Malformed requests and faults taught nothing.

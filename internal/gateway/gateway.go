@@ -42,7 +42,7 @@ type Config struct {
 	// devices are exempt. 0: unlimited.
 	LoginFailuresUserGlobal int
 	RegistrationRate        int            // registrations per client address per hour (300); 0: unlimited
-	Registration            string         // RegistrationOpen or RegistrationClosed ("open")
+	Registration            string         // RegistrationOpen, RegistrationInvite or RegistrationClosed ("open")
 	TrustedProxies          []netip.Prefix // peers whose X-Forwarded-For names the client
 	PrekeyClaimsPerClaimer  int            // key claims (GET /keys/{user}) per user per hour (1000); 429 past it; 0: unlimited
 	ConversationRate        int            // groups and new direct conversations a user may create per hour (200); 429 past it; 0: unlimited

@@ -50,7 +50,7 @@ type Config struct {
 	// all addresses together; logins naming a known device are exempt.
 	LoginFailuresUserGlobal int
 	RegistrationRate        int      // registrations per client address per hour; 0 = unlimited
-	Registration            string   // open or closed
+	Registration            string   // open, invite or closed
 	TrustedProxies          []string // addresses or CIDR prefixes whose X-Forwarded-For is believed
 	MetricsToken            string   // when set, /metrics needs "Authorization: Bearer <token>"
 	MaxWatchesPerSocket     int      // users one socket may watch the presence of (1000); not a flag
@@ -210,9 +210,9 @@ func (c Config) Validate() error {
 		bad("--login-failures-user-global and --registration-rate must not be negative (0 means unlimited)")
 	}
 	switch c.Registration {
-	case gateway.RegistrationOpen, gateway.RegistrationClosed:
+	case gateway.RegistrationOpen, gateway.RegistrationInvite, gateway.RegistrationClosed:
 	default:
-		bad("--registration must be open or closed, not %q", c.Registration)
+		bad("--registration must be open, invite or closed, not %q", c.Registration)
 	}
 	if _, err := ParsePrefixes(c.TrustedProxies); err != nil {
 		bad("--trusted-proxies: %v", err)

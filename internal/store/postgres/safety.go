@@ -134,6 +134,27 @@ func (s *Store) KeyBundles(ctx context.Context, userID string) ([]chat.KeyBundle
 	return out, mapErr("key bundles", err)
 }
 
+// CreateInvite stores an invitation.
+func (s *Store) CreateInvite(ctx context.Context, tokenHash string, createdAt, expiresAt int64) error {
+	if !validKeys(tokenHash) {
+		return fmt.Errorf("postgres: create invite: %w", chat.ErrInvalid)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO invites (token_hash, created_at, expires_at) VALUES ($1, $2, $3)`, tokenHash, createdAt, expiresAt)
+	return mapErr("create invite", err)
+}
+
+// UseInvite deletes an unexpired invitation and reports whether there was one.
+func (s *Store) UseInvite(ctx context.Context, tokenHash string, now int64) (bool, error) {
+	if !validKeys(tokenHash) {
+		return false, nil
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM invites WHERE token_hash = $1 AND expires_at > $2`, tokenHash, now)
+	if err != nil {
+		return false, mapErr("use invite", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // CreateReport stores a report.
 func (s *Store) CreateReport(ctx context.Context, r chat.Report) error {
 	if !validKeys(r.ID, r.ReporterID, r.ConversationID, r.Reason) {

@@ -136,6 +136,22 @@ func (s *Store) KeyBundles(ctx context.Context, userID string) ([]chat.KeyBundle
 	return out, mapErr("key bundles", rows.Err())
 }
 
+// CreateInvite stores an invitation.
+func (s *Store) CreateInvite(ctx context.Context, tokenHash string, createdAt, expiresAt int64) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO invites (token_hash, created_at, expires_at) VALUES (?, ?, ?)`, tokenHash, createdAt, expiresAt)
+	return mapErr("create invite", err)
+}
+
+// UseInvite deletes an unexpired invitation and reports whether there was one.
+func (s *Store) UseInvite(ctx context.Context, tokenHash string, now int64) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM invites WHERE token_hash = ? AND expires_at > ?`, tokenHash, now)
+	if err != nil {
+		return false, mapErr("use invite", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, mapErr("use invite", err)
+}
+
 // CreateReport stores a report.
 func (s *Store) CreateReport(ctx context.Context, r chat.Report) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO reports (id, reporter_id, conversation_id, seq, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)`,

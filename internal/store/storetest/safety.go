@@ -140,6 +140,31 @@ var safetyTests = []test{
 			f.t.Fatalf("KeyBundles claimed prekeys: %d left of 2", n)
 		}
 	}},
+	{"InvitesAreSingleUse", func(f *fixture) {
+		st := f.safety()
+		now := f.tick()
+		if err := st.CreateInvite(f.ctx, "h1", now, now+1000); err != nil {
+			f.t.Fatalf("CreateInvite: %v", err)
+		}
+		if err := st.CreateInvite(f.ctx, "h2", now, now+1000); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := st.CreateInvite(f.ctx, "h1", now, now+1000); !errors.Is(err, chat.ErrConflict) {
+			f.t.Fatalf("CreateInvite with a taken hash: %v, want ErrConflict", err)
+		}
+		if ok, err := st.UseInvite(f.ctx, "h1", now+1); !ok || err != nil {
+			f.t.Fatalf("UseInvite = %v, %v; want true", ok, err)
+		}
+		if ok, _ := st.UseInvite(f.ctx, "h1", now+1); ok {
+			f.t.Fatal("an invitation was used twice")
+		}
+		if ok, _ := st.UseInvite(f.ctx, "h2", now+1000); ok {
+			f.t.Fatal("an expired invitation was used")
+		}
+		if ok, _ := st.UseInvite(f.ctx, "unknown", now); ok {
+			f.t.Fatal("an unknown invitation was used")
+		}
+	}},
 	{"Reports", func(f *fixture) {
 		us := f.users("alice", "bob")
 		c := f.direct(us[0], us[1])

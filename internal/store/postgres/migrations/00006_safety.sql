@@ -29,10 +29,19 @@ CREATE TABLE suspensions (
     created_at bigint NOT NULL
 );
 
+-- Invitations for --registration invite: the SHA-256 of each token; a
+-- registration uses one up.
+CREATE TABLE invites (
+    token_hash text COLLATE "C" NOT NULL PRIMARY KEY,
+    created_at bigint NOT NULL,
+    expires_at bigint NOT NULL
+);
+
 -- The media quota: the size of a user's media.
 CREATE INDEX media_by_uploader ON media (uploader_id, size) WHERE deleted_at = 0;
 
 -- +goose Down
+DROP TABLE invites;
 DROP INDEX media_by_uploader;
 DROP TABLE suspensions;
 DROP TABLE reports;
