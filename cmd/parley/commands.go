@@ -195,7 +195,7 @@ func runWhoami(ctx context.Context, a *app, cmd *command, args []string) error {
 	}
 	fmt.Fprintf(a.stdout, "%s", me.Username)
 	if me.DisplayName != "" && me.DisplayName != me.Username {
-		fmt.Fprintf(a.stdout, " (%s)", me.DisplayName)
+		fmt.Fprintf(a.stdout, " (%s)", sanitize(me.DisplayName))
 	}
 	fmt.Fprintf(a.stdout, "\nuser id:   %s\ndevice id: %s\nserver:    %s\n", me.UserID, a.cfg.DeviceID, a.server())
 	if a.cfg.ExpiresAt > 0 {
@@ -209,7 +209,7 @@ func runWhoami(ctx context.Context, a *app, cmd *command, args []string) error {
 			if d.DeviceID == a.cfg.DeviceID {
 				this = "(this device)"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\tlast seen %s\t%s\n", d.DeviceID, d.DeviceName, fmtWhen(d.LastSeen), this)
+			fmt.Fprintf(tw, "  %s\t%s\tlast seen %s\t%s\n", d.DeviceID, sanitize(d.DeviceName), fmtWhen(d.LastSeen), this)
 		}
 		tw.Flush()
 	}

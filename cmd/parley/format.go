@@ -37,7 +37,7 @@ func (n *nameCache) get(ctx context.Context, userID string) string {
 	}
 	name := shortID(userID)
 	if u, err := n.c.User(ctx, userID); err == nil && u.Username != "" {
-		name = u.Username
+		name = sanitize(u.Username)
 	}
 	n.names[userID] = name
 	return name
@@ -48,7 +48,7 @@ func (n *nameCache) get(ctx context.Context, userID string) string {
 func (n *nameCache) title(ctx context.Context, cv *client.Conversation) string {
 	if cv.Type == client.TypeGroup {
 		if cv.Name != "" {
-			return cv.Name
+			return sanitize(cv.Name)
 		}
 		return "(unnamed group)"
 	}
@@ -74,8 +74,13 @@ func shortID(id string) string {
 	return id[len(id)-8:]
 }
 
-// renderContent shows a message's content on a terminal.
+// renderContent shows a message's content on a terminal, with other
+// users' control and bidi characters neutralized (sanitize).
 func renderContent(m *client.Message) string {
+	return sanitize(rawContent(m))
+}
+
+func rawContent(m *client.Message) string {
 	switch m.ContentType {
 	case "", client.ContentText:
 		return m.Content

@@ -77,7 +77,11 @@ func runListen(ctx context.Context, a *app, cmd *command, args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(ctx) }()
 	p := &printer{w: a.stdout, errw: a.stderr, names: names, now: time.Now}
+	blocked := blockedSet(ctx, c)
 	for ev := range c.Events() {
+		if ev.Kind == client.EventMessage && blocked[ev.Message.SenderID] {
+			continue // a blocked user's messages in a shared group are hidden
+		}
 		p.print(ctx, ev)
 		if *read && ev.Kind == client.EventMessage && ev.Message.SenderID != a.cfg.UserID {
 			go func(m *client.Message) { _ = c.MarkRead(ctx, m.ConversationID, m.Seq) }(ev.Message)

@@ -65,6 +65,7 @@ func init() {
 	commands = []*command{
 		registerCmd, loginCmd, logoutCmd, whoamiCmd,
 		sendCmd, downloadCmd, listenCmd, historyCmd, conversationsCmd, groupsCmd,
+		blocksCmd, reportCmd,
 	}
 }
 
@@ -329,7 +330,7 @@ func (a *app) logger() *slog.Logger {
 func describeError(err error) string {
 	var ae *client.APIError
 	if errors.As(err, &ae) {
-		msg := ae.Message
+		msg := sanitize(ae.Message)
 		if msg == "" {
 			msg = http.StatusText(ae.Status)
 		}

@@ -31,6 +31,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "admin" {
+		return runAdmin(args[1:], stdout, stderr)
+	}
 	cfg, extra, err := parseConfig(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -119,8 +122,14 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	fs.DurationVar(&cfg.PresenceWindow, "presence-window", cfg.PresenceWindow, "at most one presence change is announced per user per window (batches flapping; at most 5s)")
 	fs.IntVar(&cfg.MaxSocketsPerUser, "max-sockets-per-user", cfg.MaxSocketsPerUser, "open WebSocket connections per user on one node; more are refused with 429")
 	fs.IntVar(&cfg.TypingRate, "typing-rate", cfg.TypingRate, "typing and presence_subscribe frames per second per socket (burst twice that); more get error 429; 0 means unlimited")
-	fs.IntVar(&cfg.FrameRate, "frame-rate", cfg.FrameRate, "frames per second read from one socket (burst twice that); past it the server stops reading that socket for a moment, so a flood slows itself down; 0 means unlimited (load tests)")
-	fs.IntVar(&cfg.LoginFailuresUser, "login-failures-user", cfg.LoginFailuresUser, "failed logins allowed per username per 10 minutes before logins for it get 429; 0 means unlimited")
+	fs.IntVar(&cfg.FrameRate, "frame-rate", cfg.FrameRate, "frames per second read from one socket (burst twice that), a frame counting one plus one per 4 KiB; past it the server stops reading that socket for a moment, so a flood slows itself down; 0 means unlimited (load tests)")
+	fs.IntVar(&cfg.LoginFailuresUser, "login-failures-user", cfg.LoginFailuresUser, "failed logins allowed per username and client address per 10 minutes before that address's logins for it get 429; 0 means unlimited")
+	fs.IntVar(&cfg.LoginFailuresUserGlobal, "login-failures-user-global", cfg.LoginFailuresUserGlobal, "failed logins allowed per username per hour from all addresses together; logins naming one of the user's own device_ids are exempt; 0 means unlimited")
+	fs.IntVar(&cfg.RegistrationRate, "registration-rate", cfg.RegistrationRate, "registrations per client address per hour (429 past it); 0 means unlimited")
+	fs.IntVar(&cfg.ConversationRate, "conversation-rate", cfg.ConversationRate, "groups and new direct conversations one user may create per hour (429 past it); 0 means unlimited")
+	fs.StringVar(&cfg.Registration, "registration", cfg.Registration, "who may register: open (anyone), invite (with a single-use invite from 'parleyd admin invite', sent as \"invite\" in the register body) or closed (403 registration_closed)")
+	fs.StringVar(&cfg.MetricsToken, "metrics-token", cfg.MetricsToken, "when set, GET /metrics needs \"Authorization: Bearer <token>\" (prefer PARLEY_METRICS_TOKEN: flags show in ps); empty leaves /metrics open")
+	proxies := fs.String("trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client address (for the per-address limits); empty trusts none")
 	fs.IntVar(&cfg.LoginFailuresIP, "login-failures-ip", cfg.LoginFailuresIP, "failed logins allowed per client address per minute before its logins get 429; 0 means unlimited")
 	fs.IntVar(&cfg.MaxGroupMembers, "max-group-members", cfg.MaxGroupMembers, "largest group, creator included; raise it (with --fanout-direct-max below it) for large channels")
 	fs.IntVar(&cfg.FanoutDirectMax, "fanout-direct-max", cfg.FanoutDirectMax, "largest conversation delivered by direct fan-out (one bus publish per member); larger ones are delivered fan-out-on-read: one publish per message, forwarded by each node to its online members. Receipts in those go only to the member's own devices, and joins and leaves are told only to the users concerned")
@@ -136,6 +145,8 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown waits for sockets and commits")
 	pushFlags(fs, &cfg.Push)
 	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest media upload in bytes; larger is refused with 413 (from the declared length, before the body is read)")
+	fs.Int64Var(&cfg.MediaQuota, "media-quota", cfg.MediaQuota, "bytes of media one user may hold, finished uploads and the declared size of unfinished ones together; past it 413 quota_exceeded; 0 means none")
+	fs.IntVar(&cfg.MaxPendingUploads, "max-pending-uploads", cfg.MaxPendingUploads, "unfinished resumable uploads one user may have at once; past it 429; 0 means unlimited")
 	fs.DurationVar(&cfg.MediaGCAfter, "media-gc-after", cfg.MediaGCAfter, "uploads that no message references within this long, and unfinished resumable uploads idle this long, are deleted")
 	fs.BoolVar(&cfg.MediaFFmpeg, "media-ffmpeg", cfg.MediaFFmpeg, "use ffmpeg and ffprobe, if found on PATH at start, for video posters, video sizes and audio/video durations (they parse untrusted uploads: false turns them off)")
 	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", cfg.S3Endpoint, "S3-compatible object storage for media: host:port or an http(s) URL; empty keeps media under --data-dir/media")
@@ -167,6 +178,7 @@ func parseConfig(args []string, stderr io.Writer) (server.Config, options, error
 	if fs.NArg() > 0 {
 		return cfg, opt, fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
 	}
+	cfg.TrustedProxies = strings.Split(*proxies, ",")
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)

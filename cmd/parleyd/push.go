@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"strings"
 
 	"github.com/parley-chat/parley/internal/push"
 )
@@ -19,5 +20,14 @@ func pushFlags(fs *flag.FlagSet, c *push.Config) {
 	fs.StringVar(&c.FCM.CredentialsFile, "fcm-credentials", c.FCM.CredentialsFile, "Firebase service-account JSON key file; enables FCM (HTTP v1)")
 	fs.StringVar(&c.FCM.Endpoint, "fcm-endpoint", c.FCM.Endpoint, "FCM API base URL (test only: a local stand-in)")
 	fs.StringVar(&c.CAFile, "push-ca-file", c.CAFile, "extra PEM CA certificates trusted for push connections, e.g. a self-hosted UnifiedPush server with a private CA (tests use it for local stand-ins)")
+	fs.Func("push-allowed-hosts", "comma-separated hosts (exact, or *.example.com) Web Push and UnifiedPush endpoints may name, e.g. \"fcm.googleapis.com,*.push.services.mozilla.com,*.notify.windows.com,web.push.apple.com,ntfy.example.org\"; empty (the default) allows any host on a public address", func(v string) error {
+		c.AllowedHosts = nil
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.AllowedHosts = append(c.AllowedHosts, h)
+			}
+		}
+		return nil
+	})
 	fs.BoolVar(&c.AllowLoopback, "push-allow-loopback", c.AllowLoopback, "test only: accept Web Push and UnifiedPush endpoints on loopback addresses, plain http included")
 }

@@ -23,6 +23,34 @@ const (
 	MaxDeviceNameLen  = 64
 )
 
+// ValidUsername says whether name can be a username at all.
+func ValidUsername(name string) bool { return usernameRE.MatchString(name) }
+
+// acquireHash waits for one of the password-hashing slots of registration,
+// so a registration flood queues behind itself instead of taking every CPU
+// from logins and messages.
+func (s *Service) acquireHash(ctx context.Context) (release func(), err error) {
+	select {
+	case s.hashSlots <- struct{}{}:
+		return func() { <-s.hashSlots }, nil
+	case <-ctx.Done():
+		return nil, errf(ErrUnavailable, "waiting to hash the password: %v", ctx.Err())
+	}
+}
+
+// DeviceOf says whether deviceID is a device of the user named username.
+func (s *Service) DeviceOf(ctx context.Context, username, deviceID string) (bool, error) {
+	u, _, err := s.store.UserByUsername(ctx, username)
+	if err != nil {
+		return false, err
+	}
+	d, err := s.store.Device(ctx, deviceID)
+	if err != nil {
+		return false, err
+	}
+	return d.UserID == u.ID, nil
+}
+
 // Register creates an account.
 func (s *Service) Register(ctx context.Context, username, password, displayName string) (User, error) {
 	if username == "" || password == "" {
@@ -44,7 +72,21 @@ func (s *Service) Register(ctx context.Context, username, password, displayName 
 	if utf8.RuneCountInString(displayName) > MaxDisplayNameLen || !utf8.ValidString(displayName) {
 		return User{}, errf(ErrInvalid, "display_name must be valid UTF-8 of at most %d characters", MaxDisplayNameLen)
 	}
+	if err := CheckName("display_name", displayName); err != nil {
+		return User{}, err
+	}
+	// The name is checked before the slow hash: a taken name costs no CPU.
+	if _, _, err := s.store.UserByUsername(ctx, username); err == nil {
+		return User{}, errf(ErrConflict, "username %q is taken", username)
+	} else if !errors.Is(err, ErrNotFound) {
+		return User{}, err
+	}
+	release, err := s.acquireHash(ctx)
+	if err != nil {
+		return User{}, err
+	}
 	hash, err := s.hasher.Hash(password)
+	release()
 	if err != nil {
 		return User{}, err
 	}
@@ -82,6 +124,13 @@ func (s *Service) Login(ctx context.Context, username, password, deviceName, dev
 	if !s.hasher.Verify(hash, password) {
 		return LoginResult{}, errf(ErrUnauthorized, "wrong username or password")
 	}
+	if st, ok := s.store.(SafetyStore); ok {
+		if suspended, err := st.Suspended(ctx, u.ID); err != nil {
+			return LoginResult{}, err
+		} else if suspended {
+			return LoginResult{}, errf(ErrSuspended, "this account is suspended")
+		}
+	}
 	now := s.now()
 	if deviceID != "" {
 		d, err := s.store.Device(ctx, deviceID)
@@ -98,6 +147,9 @@ func (s *Service) Login(ctx context.Context, username, password, deviceName, dev
 		}
 		if utf8.RuneCountInString(deviceName) > MaxDeviceNameLen {
 			return LoginResult{}, errf(ErrInvalid, "device_name must have at most %d characters", MaxDeviceNameLen)
+		}
+		if err := CheckName("device_name", deviceName); err != nil {
+			return LoginResult{}, err
 		}
 		deviceID = s.ids.New(now)
 		d := Device{ID: deviceID, UserID: u.ID, Name: deviceName, CreatedAt: now.UnixMilli(), LastSeen: now.UnixMilli()}

@@ -43,6 +43,7 @@ const (
 	EventConversation                      // Conversation
 	EventRevoke                            // Revoke: close the device's sockets (logout, revocation)
 	EventMembers                           // Members: a fan-out-on-read conversation changed (ChannelTopic only)
+	EventBlock                             // Block: a block between the user and Block.Other began (stop presence both ways)
 )
 
 // Event is what travels on the bus. Exactly one payload field is set. Events
@@ -58,6 +59,7 @@ type Event struct {
 	Conversation *ConversationChange `json:"c,omitempty"`
 	Revoke       *Revoke             `json:"r,omitempty"`
 	Members      *MembersChange      `json:"g,omitempty"`
+	Block        *BlockChange        `json:"b,omitempty"`
 
 	// Audience is set on the message events and membership changes of
 	// ChannelTopic: the member set the event is for (the members when the
@@ -120,6 +122,12 @@ type MembersChange struct {
 	// LastSeq is the conversation's last seq read together with the members
 	// after the change: messages up to it were committed before that read.
 	LastSeq int64 `json:"last_seq"`
+}
+
+// BlockChange tells a user's sockets that a block with Other began: they
+// stop watching Other's presence.
+type BlockChange struct {
+	Other string `json:"other"`
 }
 
 // Revoke closes sockets with the session-expired error: those of one token

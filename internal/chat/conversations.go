@@ -31,6 +31,11 @@ func (s *Service) OpenDirect(ctx context.Context, sess Session, other string) (C
 	if _, err := s.User(ctx, other); err != nil {
 		return Conversation{}, false, err
 	}
+	if blocked, err := s.blockedWith(ctx, sess.UserID, []string{other}); err != nil {
+		return Conversation{}, false, err
+	} else if blocked[other] {
+		return Conversation{}, false, errf(ErrBlocked, "a block stands between you and this user")
+	}
 	now := s.now()
 	ms := now.UnixMilli()
 	c := Conversation{ID: s.ids.New(now), Type: TypeDirect, CreatedAt: ms, UpdatedAt: ms, Members: []Member{
@@ -115,6 +120,9 @@ func (s *Service) CreateGroup(ctx context.Context, sess Session, name string, me
 	if 1+len(ids) > s.cfg.MaxGroupMembers {
 		return Conversation{}, errf(ErrInvalid, "a group has at most %d members", s.cfg.MaxGroupMembers)
 	}
+	if err := s.checkNotBlockers(ctx, sess.UserID, ids); err != nil {
+		return Conversation{}, err
+	}
 	now := s.now()
 	ms := now.UnixMilli()
 	conv := Conversation{ID: s.ids.New(now), Type: TypeGroup, Name: name, CreatedAt: ms, UpdatedAt: ms}
@@ -139,6 +147,9 @@ func (s *Service) AddMembers(ctx context.Context, sess Session, groupID string, 
 	}
 	ids, err := s.existingUsers(ctx, userIDs, "")
 	if err != nil {
+		return Conversation{}, err
+	}
+	if err := s.checkNotBlockers(ctx, sess.UserID, ids); err != nil {
 		return Conversation{}, err
 	}
 	ms := s.now().UnixMilli()
@@ -260,6 +271,9 @@ func checkGroupName(name string) (string, error) {
 	}
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxGroupNameLen {
 		return "", errf(ErrInvalid, "name must be valid UTF-8 of at most %d characters", MaxGroupNameLen)
+	}
+	if err := CheckName("name", name); err != nil {
+		return "", err
 	}
 	return name, nil
 }

@@ -21,6 +21,14 @@ var (
 	ErrUnavailable  = errors.New("dependency unavailable") // 503
 )
 
+// Refinements of the sentinels above, with their own protocol error codes.
+var (
+	ErrBlocked            = fmt.Errorf("%w: blocked", ErrForbidden)             // 403 "blocked"
+	ErrRegistrationClosed = fmt.Errorf("%w: registration closed", ErrForbidden) // 403 "registration_closed"
+	ErrSuspended          = fmt.Errorf("%w: account suspended", ErrForbidden)   // 403 "suspended"
+	ErrQuotaExceeded      = fmt.Errorf("%w: quota exceeded", ErrTooLarge)       // 413 "quota_exceeded"
+)
+
 // sentinels lists the errors above, for IsDomainError.
 var sentinels = []error{
 	ErrBadRequest, ErrUnauthorized, ErrForbidden, ErrNotFound, ErrConflict,

@@ -73,6 +73,10 @@ type DeviceRef struct {
 // MaxOneTimePreKeys is the most one-time prekeys one upload may carry.
 const MaxOneTimePreKeys = 500
 
+// MaxStoredPreKeys is the most unclaimed one-time prekeys kept per device:
+// an upload past it keeps only as many as fit (the others are dropped).
+const MaxStoredPreKeys = 1000
+
 // errNoKeys is returned when the store has no key directory.
 var errNoKeys = errf(ErrInvalid, "end-to-end encryption is not available on this server's store")
 
@@ -101,6 +105,13 @@ func (s *Service) PublishKeys(ctx context.Context, sess Session, k DeviceKeys) e
 			return errf(ErrInvalid, "one_time_prekeys[key_id=%d].public_key must be a 32-byte X25519 public key", p.KeyID)
 		}
 	}
+	if len(k.OneTimePreKeys) > 0 {
+		n, err := s.keys.PrekeyCount(ctx, sess.DeviceID)
+		if err != nil {
+			return err
+		}
+		k.OneTimePreKeys = k.OneTimePreKeys[:max(0, min(len(k.OneTimePreKeys), MaxStoredPreKeys-n))]
+	}
 	k.UserID, k.DeviceID, k.UpdatedAt = sess.UserID, sess.DeviceID, s.now().UnixMilli()
 	return s.keys.PutKeys(ctx, k)
 }
@@ -115,6 +126,19 @@ func (s *Service) ClaimKeys(ctx context.Context, userID string) ([]KeyBundle, er
 		return nil, err
 	}
 	return s.keys.ClaimKeys(ctx, userID)
+}
+
+// KeyBundles returns the key bundles of a user's devices without claiming a
+// one-time prekey (for a claimer past the per-target rate).
+func (s *Service) KeyBundles(ctx context.Context, userID string) ([]KeyBundle, error) {
+	st, ok := s.store.(SafetyStore)
+	if !ok || s.keys == nil {
+		return s.ClaimKeys(ctx, userID)
+	}
+	if _, err := s.User(ctx, userID); err != nil {
+		return nil, err
+	}
+	return st.KeyBundles(ctx, userID)
 }
 
 // PrekeyCount counts the caller's device's unclaimed one-time prekeys.

@@ -67,6 +67,9 @@ func (s *Service) Submit(ctx context.Context, sess Session, req SendRequest) (*P
 	if err := s.checkMediaRef(ctx, sess, &req); err != nil {
 		return nil, err
 	}
+	if err := s.checkDirectNotBlocked(ctx, req.ConversationID); err != nil {
+		return nil, err
+	}
 	if s.rate != nil {
 		if ok, wait := s.rate.Allow(sess.UserID); !ok {
 			return nil, &RateLimitError{RetryAfter: wait}

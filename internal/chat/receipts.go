@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -174,6 +175,14 @@ func (s *Service) Typing(ctx context.Context, sess Session, conversationID, stat
 		s.publishChannel(ctx, ev)
 		return nil
 	}
-	s.publishTo(ctx, conv.MemberIDs(), ev)
+	to := conv.MemberIDs()
+	blocked, err := s.blockedWith(ctx, sess.UserID, to)
+	if err != nil {
+		return err
+	}
+	if len(blocked) > 0 {
+		to = slices.DeleteFunc(to, func(id string) bool { return blocked[id] })
+	}
+	s.publishTo(ctx, to, ev)
 	return nil
 }

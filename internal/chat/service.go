@@ -2,8 +2,8 @@ package chat
 
 import (
 	"context"
-	"errors"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -43,6 +43,13 @@ type Config struct {
 	// (one publish on ChannelTopic per event, see channels.go). (256, the
 	// default MaxGroupMembers: only groups allowed beyond it are channels.)
 	FanoutDirectMax int
+	// SuspensionPoll is how often the service looks for accounts suspended
+	// (by the admin tool, possibly in another process) to close their open
+	// sockets (2 s).
+	SuspensionPoll time.Duration
+	// HashConcurrency is how many registrations may hash a password at
+	// once (half the CPUs, at least 1); the others wait their turn.
+	HashConcurrency int
 }
 
 // DefaultConfig returns the defaults.
@@ -77,6 +84,12 @@ func (c Config) withDefaults() Config {
 	if c.FanoutDirectMax <= 0 {
 		c.FanoutDirectMax = d.FanoutDirectMax
 	}
+	if c.SuspensionPoll <= 0 {
+		c.SuspensionPoll = 2 * time.Second
+	}
+	if c.HashConcurrency <= 0 {
+		c.HashConcurrency = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	return c
 }
 
@@ -107,6 +120,8 @@ type Service struct {
 	now     func() time.Time
 	ids     IDGen
 	large   largeSet // conversations last seen fan-out-on-read (a hint for typing)
+
+	hashSlots chan struct{} // registrations hashing a password now (HashConcurrency)
 
 	sends    chan *sendReq
 	receipts chan receiptReq
@@ -143,6 +158,7 @@ func NewService(cfg Config, d Deps) *Service {
 	if s.metrics == nil {
 		s.metrics = nopMetrics{}
 	}
+	s.hashSlots = make(chan struct{}, s.cfg.HashConcurrency)
 	s.sends = make(chan *sendReq, 4*s.cfg.MaxBatch)
 	s.receipts = make(chan receiptReq, 4096)
 	s.seen = make(chan deviceSeen, 4096)
@@ -152,6 +168,10 @@ func NewService(cfg Config, d Deps) *Service {
 	go s.publishLoop()
 	go s.receiptLoop()
 	go s.seenLoop()
+	if st, ok := d.Store.(SafetyStore); ok {
+		s.wg.Add(1)
+		go s.suspensionLoop(st)
+	}
 	return s
 }
 
@@ -175,13 +195,24 @@ func (s *Service) Close() {
 	s.wg.Wait()
 }
 
-// Ready checks the store and the bus.
+// DependencyError says which dependency failed a readiness check.
+type DependencyError struct {
+	Name string // "store" or "bus"
+	Err  error
+}
+
+func (e *DependencyError) Error() string { return e.Name + ": " + e.Err.Error() }
+
+// Unwrap makes errors.Is(err, ErrUnavailable) hold and keeps the cause.
+func (e *DependencyError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
+
+// Ready checks the store and the bus; a failure is a *DependencyError.
 func (s *Service) Ready(ctx context.Context) error {
 	if err := s.store.Ping(ctx); err != nil {
-		return errors.Join(ErrUnavailable, err)
+		return &DependencyError{Name: "store", Err: err}
 	}
 	if err := s.bus.Ping(ctx); err != nil {
-		return errors.Join(ErrUnavailable, err)
+		return &DependencyError{Name: "bus", Err: err}
 	}
 	return nil
 }

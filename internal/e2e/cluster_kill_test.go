@@ -178,6 +178,7 @@ func TestClusterKillNode(t *testing.T) {
 	// device left, so its session in the registry must expire (--session-ttl
 	// 2s) and node0 announce it offline.
 	ghost, watcher := newAccount(t, procs[victim].srv, "ghost"), newAccount(t, procs[0].srv, "watcher")
+	direct(t, procs[0].srv, watcher, ghost) // presence is only for users who share a conversation
 	dial(t, procs[victim].srv, ghost.Token)
 	w := dial(t, procs[0].srv, watcher.Token)
 	w.send(map[string]any{"type": "presence_subscribe", "user_ids": []string{ghost.UserID}})

@@ -21,6 +21,7 @@ func TestClusterPresenceFollowsEveryNode(t *testing.T) {
 	})
 	n0, n1, n2 := cl.nodes[0], cl.nodes[1], cl.nodes[2]
 	alice, bob := newAccount(t, n0, "alice"), newAccount(t, n0, "bob")
+	direct(t, n0, alice, bob) // presence is only for users who share a conversation
 	laptop := bob
 	laptop.login(t, n1) // bob's second device
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,6 +115,13 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	if st := readyz(t, srv); st != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz while PostgreSQL is down: %d, want 503", st)
+	}
+	if resp, err := http.Get(srv.URL + "/readyz"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := strings.TrimSpace(string(body)); got != "not ready: the store is down" {
+			t.Fatalf("/readyz body %q: it must say which dependency is down and nothing more", got)
+		}
 	}
 
 	proxy.restore()

@@ -133,6 +133,7 @@ func TestPresenceOnlineThenOfflineWithLastSeen(t *testing.T) {
 		c.PresenceWindow = 100 * time.Millisecond
 	})
 	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
+	direct(t, srv, alice, bob) // presence is only for users who share a conversation
 	a := dial(t, srv, alice.Token)
 	a.send(map[string]any{"type": "presence_subscribe", "user_ids": []string{bob.UserID}})
 	if p := a.expect("presence"); p.str("user_id") != bob.UserID || p.str("status") != "offline" {
@@ -162,6 +163,7 @@ func TestPresenceFlappingIsBatched(t *testing.T) {
 		c.PresenceWindow = time.Second
 	})
 	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
+	direct(t, srv, alice, bob) // presence is only for users who share a conversation
 	a := dial(t, srv, alice.Token)
 	a.send(map[string]any{"type": "presence_subscribe", "user_ids": []string{bob.UserID}})
 	a.expect("presence")

@@ -39,6 +39,14 @@ func classify(err error) problem {
 		p.Status, p.Code = http.StatusBadRequest, "unknown_type"
 	case errors.Is(err, proto.ErrMalformed), errors.Is(err, chat.ErrBadRequest):
 		p.Status, p.Code = http.StatusBadRequest, "bad_request"
+	case errors.Is(err, chat.ErrBlocked):
+		p.Status, p.Code = http.StatusForbidden, "blocked"
+	case errors.Is(err, chat.ErrRegistrationClosed):
+		p.Status, p.Code = http.StatusForbidden, "registration_closed"
+	case errors.Is(err, chat.ErrSuspended):
+		p.Status, p.Code = http.StatusForbidden, "suspended"
+	case errors.Is(err, chat.ErrQuotaExceeded):
+		p.Status, p.Code = http.StatusRequestEntityTooLarge, "quota_exceeded"
 	case errors.Is(err, chat.ErrUnauthorized):
 		p.Status, p.Code = http.StatusUnauthorized, "unauthorized"
 	case errors.Is(err, chat.ErrForbidden):
@@ -74,7 +82,9 @@ func logProblem(log *slog.Logger, p problem, err error, attrs ...any) {
 // writeError answers an HTTP request with the protocol's error body.
 func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := classify(err)
-	logProblem(g.log, p, err, "method", r.Method, "path", r.URL.Path)
+	if r.Context().Err() == nil { // a client that went away is no server fault
+		logProblem(g.log, p, err, "method", r.Method, "path", r.URL.Path)
+	}
 	if p.RetryAfter > 0 {
 		secs := int((p.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))

@@ -9,8 +9,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,25 +20,35 @@ import (
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/metrics"
-	"github.com/parley-chat/parley/internal/security"
 )
 
 // Config tunes the gateway.
 type Config struct {
-	HeartbeatInterval time.Duration // announced in ready; silence for twice this closes a socket (30 s)
-	MaxFrameBytes     int64         // largest client frame; bigger closes the socket with 1009 (1 MiB)
-	MaxBodyBytes      int64         // largest REST request body (1 MiB)
-	SendQueueLimit    int           // frames queued per socket before it is closed as slow (1024)
-	MaxInflightSends  int           // sends per socket waiting for their commit (256)
-	PresenceGrace     time.Duration // how long a user stays online after its last socket closed (1 s)
-	PresenceWindow    time.Duration // at most one presence change per user per window (2 s)
-	MaxSocketsPerUser int           // open sockets per user on this node (32)
-	TypingRate        int           // typing and presence_subscribe frames per second per socket (10, burst 20); 0: unlimited
-	FrameRate         int           // frames per second read from one socket (200, burst 400); over it the reader waits; 0: unlimited
-	LoginFailuresUser int           // failed logins per username per 10 minutes before 429 (10); 0: unlimited
-	LoginFailuresIP   int           // failed logins per client address per minute before 429 (50); 0: unlimited
-	AllowedOrigins    []string      // extra Origin host patterns for the WebSocket; same origin always passes
-	ReorderHold       time.Duration // in a cluster, how long a message that overtook a missing seq waits for it (200 ms)
+	HeartbeatInterval   time.Duration // announced in ready; silence for twice this closes a socket (30 s)
+	MaxFrameBytes       int64         // largest client frame; bigger closes the socket with 1009 (1 MiB)
+	MaxBodyBytes        int64         // largest REST request body (1 MiB)
+	SendQueueLimit      int           // frames queued per socket before it is closed as slow (1024)
+	MaxInflightSends    int           // sends per socket waiting for their commit (256)
+	PresenceGrace       time.Duration // how long a user stays online after its last socket closed (1 s)
+	PresenceWindow      time.Duration // at most one presence change per user per window (2 s)
+	MaxSocketsPerUser   int           // open sockets per user on this node (32)
+	MaxWatchesPerSocket int           // users one socket may watch the presence of (1000); past it 422
+	TypingRate          int           // typing and presence_subscribe frames per second per socket (10, burst 20); 0: unlimited
+	FrameRate           int           // frames per second read from one socket (200, burst 400); over it the reader waits; 0: unlimited
+	LoginFailuresUser   int           // failed logins per username and client address per 10 minutes before 429 (10); 0: unlimited
+	LoginFailuresIP     int           // failed logins per client address per minute before 429 (50); 0: unlimited
+	// LoginFailuresUserGlobal is failed logins per username per hour from
+	// all addresses together (100); logins naming one of the user's own
+	// devices are exempt. 0: unlimited.
+	LoginFailuresUserGlobal int
+	RegistrationRate        int            // registrations per client address per hour (300); 0: unlimited
+	Registration            string         // RegistrationOpen, RegistrationInvite or RegistrationClosed ("open")
+	TrustedProxies          []netip.Prefix // peers whose X-Forwarded-For names the client
+	PrekeyClaimsPerClaimer  int            // key claims (GET /keys/{user}) per user per hour (1000); 429 past it; 0: unlimited
+	ConversationRate        int            // groups and new direct conversations a user may create per hour (200); 429 past it; 0: unlimited
+	PrekeyClaimsPerTarget   int            // one-time prekey claims of one user per hour by everyone (100); past it bundles lack one; 0: unlimited
+	AllowedOrigins          []string       // extra Origin host patterns for the WebSocket; same origin always passes
+	ReorderHold             time.Duration  // in a cluster, how long a message that overtook a missing seq waits for it (200 ms)
 	// ChannelCacheMembers bounds the member ids of fan-out-on-read
 	// conversations this node holds (1,048,576, some 70 MB); past it the
 	// least recently used member sets are dropped and loaded again on use.
@@ -46,20 +58,27 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatInterval:   30 * time.Second,
-		MaxFrameBytes:       1 << 20,
-		MaxBodyBytes:        1 << 20,
-		SendQueueLimit:      1024,
-		MaxInflightSends:    256,
-		PresenceGrace:       time.Second,
-		PresenceWindow:      2 * time.Second,
-		MaxSocketsPerUser:   32,
-		TypingRate:          10,
-		FrameRate:           200,
-		LoginFailuresUser:   10,
-		LoginFailuresIP:     50,
-		ReorderHold:         200 * time.Millisecond,
-		ChannelCacheMembers: 1 << 20,
+		HeartbeatInterval:       30 * time.Second,
+		MaxFrameBytes:           1 << 20,
+		MaxBodyBytes:            1 << 20,
+		SendQueueLimit:          1024,
+		MaxInflightSends:        256,
+		PresenceGrace:           time.Second,
+		PresenceWindow:          2 * time.Second,
+		MaxSocketsPerUser:       32,
+		TypingRate:              10,
+		MaxWatchesPerSocket:     1000,
+		FrameRate:               200,
+		LoginFailuresUser:       10,
+		LoginFailuresIP:         50,
+		LoginFailuresUserGlobal: 100,
+		RegistrationRate:        300,
+		Registration:            RegistrationOpen,
+		PrekeyClaimsPerClaimer:  1000,
+		PrekeyClaimsPerTarget:   100,
+		ConversationRate:        200,
+		ReorderHold:             200 * time.Millisecond,
+		ChannelCacheMembers:     1 << 20,
 	}
 }
 
@@ -75,8 +94,8 @@ type Gateway struct {
 	poller  *poller        // parks idle plain-TCP sockets (epoll); nil where unavailable
 	sockets sync.WaitGroup // sockets still open
 
-	failedByUser *security.KeyedLimiter // nil: unlimited
-	failedByIP   *security.KeyedLimiter
+	limits *authLimits // login and registration
+	quota  quotaLocks
 
 	media *MediaDeps // nil: the media endpoints answer 503
 	push  Pusher     // nil: the push endpoints say push is not available
@@ -84,10 +103,8 @@ type Gateway struct {
 
 // New returns a gateway for svc.
 func New(cfg Config, svc *chat.Service, m *metrics.Metrics, log *slog.Logger) *Gateway {
-	g := &Gateway{cfg: cfg, svc: svc, bus: svc.Bus(), log: log, metrics: m,
-		failedByUser: security.NewKeyedLimiter(cfg.LoginFailuresUser, 10*time.Minute, nil),
-		failedByIP:   security.NewKeyedLimiter(cfg.LoginFailuresIP, time.Minute, nil),
-	}
+	g := &Gateway{cfg: cfg, svc: svc, bus: svc.Bus(), log: log, metrics: m, limits: newAuthLimits(cfg)}
+	g.quota.seed = maphash.MakeSeed()
 	g.hub = newHub(g)
 	g.poller = newPoller()
 	g.chans = startChannels(g)
@@ -116,6 +133,7 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/keys/count", g.authed(g.keyCount))
 	mux.HandleFunc("GET /api/v1/keys/{user_id}", g.authed(g.claimKeys))
 	g.registerPush(mux)
+	g.registerSafety(mux)
 	mux.HandleFunc("POST /api/v1/media", g.authed(g.uploadMedia))
 	mux.HandleFunc("GET /api/v1/media/{media_id}", g.getMedia) // bearer or ?token=
 	mux.HandleFunc("GET /api/v1/media/{media_id}/info", g.authed(g.mediaInfo))

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -287,6 +288,16 @@ func (h *hub) remoteChange(ch chat.PresenceChange) {
 // deliver hands a bus event to the user's sockets on this node. It runs on
 // the bus's goroutine and never blocks: a full queue closes its socket.
 func (h *hub) deliver(uid string, ev *chat.Event) {
+	if ev.Kind == chat.EventBlock {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if uc := h.users[uid]; uc != nil && ev.Block != nil {
+			for c := range uc.conns {
+				h.unwatchLocked(c, ev.Block.Other)
+			}
+		}
+		return
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if uc := h.users[uid]; uc != nil {
@@ -322,35 +333,55 @@ func (h *hub) deliverConns(uc *userConns, ev *chat.Event) {
 }
 
 // watch subscribes c to the presence of users and returns their current
-// presence frames.
-func (h *hub) watch(c *conn, userIDs []string) [][]byte {
-	frames := make([][]byte, 0, len(userIDs))
+// presence frames. Only users who share a conversation with c's user, with
+// no block either way, are watched (PROTOCOL.md section 11); the others are
+// skipped without a word, so the answer tells nothing about who exists.
+// Ids already watched are skipped, and a socket watches at most
+// MaxWatchesPerSocket users: the whole frame costs two store queries plus
+// one lookup per newly watched user.
+func (h *hub) watch(c *conn, userIDs []string) ([][]byte, error) {
+	c.watchMu.Lock()
+	fresh := make([]string, 0, len(userIDs))
+	seen := make(map[string]bool, len(userIDs))
 	for _, uid := range userIDs {
-		if uid == "" {
-			continue
+		if uid != "" && !seen[uid] && !c.watched[uid] {
+			seen[uid] = true
+			fresh = append(fresh, uid)
 		}
+	}
+	room := h.g.cfg.MaxWatchesPerSocket - len(c.watched)
+	c.watchMu.Unlock()
+	var over error
+	if h.g.cfg.MaxWatchesPerSocket > 0 && len(fresh) > room {
+		over = fmt.Errorf("%w: a socket watches the presence of at most %d users", chat.ErrInvalid, h.g.cfg.MaxWatchesPerSocket)
+		fresh = fresh[:max(0, room)]
+	}
+	if len(fresh) == 0 {
+		return nil, over
+	}
+	visible, err := h.g.svc.PresenceVisible(c.ctx, c.sess, fresh)
+	if err != nil {
+		return nil, err
+	}
+	frames := make([][]byte, 0, len(visible))
+	for _, uid := range visible {
 		u, err := h.g.svc.User(c.ctx, uid)
 		if err != nil {
-			continue // unknown users have no presence
+			continue // deleted meanwhile
 		}
 		c.watchMu.Lock()
-		already := c.watched[uid]
-		if !already {
-			if c.watched == nil {
-				c.watched = make(map[string]bool)
-			}
-			c.watched[uid] = true
+		if c.watched == nil {
+			c.watched = make(map[string]bool)
 		}
+		c.watched[uid] = true
 		c.watchMu.Unlock()
 		h.mu.Lock()
-		if !already {
-			w := h.watchers[uid]
-			if w == nil {
-				w = make(map[*conn]struct{})
-				h.watchers[uid] = w
-			}
-			w[c] = struct{}{}
+		w := h.watchers[uid]
+		if w == nil {
+			w = make(map[*conn]struct{})
+			h.watchers[uid] = w
 		}
+		w[c] = struct{}{}
 		p := h.presence[uid]
 		online := p != nil && p.online
 		h.mu.Unlock()
@@ -360,7 +391,21 @@ func (h *hub) watch(c *conn, userIDs []string) [][]byte {
 		}
 		frames = append(frames, presenceFrame(&chat.PresenceChange{UserID: uid, Online: online, LastSeen: lastSeen}))
 	}
-	return frames
+	return frames, over
+}
+
+// unwatch stops c watching uid (a block began between their users).
+// Called with h.mu held for writing.
+func (h *hub) unwatchLocked(c *conn, uid string) {
+	c.watchMu.Lock()
+	delete(c.watched, uid)
+	c.watchMu.Unlock()
+	if w := h.watchers[uid]; w != nil {
+		delete(w, c)
+		if len(w) == 0 {
+			delete(h.watchers, uid)
+		}
+	}
 }
 
 func (h *hub) unwatchAll(c *conn) {

@@ -69,8 +69,24 @@ func (g *Gateway) putKeys(w http.ResponseWriter, r *http.Request, sess chat.Sess
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (g *Gateway) claimKeys(w http.ResponseWriter, r *http.Request, _ chat.Session) {
-	bundles, err := g.svc.ClaimKeys(r.Context(), r.PathValue("user_id"))
+// claimKeys claims a one-time prekey of each of a user's devices. A claimer
+// gets ClaimsPerClaimer claims per hour (429 past it); a target's prekeys are
+// claimed at most ClaimsPerTarget times per hour by everyone together:
+// past that, bundles come without a one-time prekey (X3DH works without
+// one), so strangers cannot drain a user's prekeys.
+func (g *Gateway) claimKeys(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	target := r.PathValue("user_id")
+	if ok, wait := g.limits.claimer.Take(sess.UserID); !ok {
+		g.writeError(w, r, &chat.RateLimitError{RetryAfter: wait})
+		return
+	}
+	claim := g.svc.ClaimKeys
+	if target != sess.UserID { // one's own other devices are never limited
+		if ok, _ := g.limits.target.Take(target); !ok {
+			claim = g.svc.KeyBundles
+		}
+	}
+	bundles, err := claim(r.Context(), target)
 	if err != nil {
 		g.writeError(w, r, err)
 		return

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -27,6 +28,12 @@ type MediaDeps struct {
 	TempDir   string         // where request bodies are spooled
 	// MaxUploadBytes is the largest file accepted (100 MB).
 	MaxUploadBytes int64
+	// Quota is the most bytes of media one user may hold, finished and
+	// unfinished uploads together (1 GiB); 0: none.
+	Quota int64
+	// MaxPendingUploads is the most unfinished resumable uploads one user
+	// may have (20); 0: unlimited.
+	MaxPendingUploads int
 }
 
 // SetMedia enables the media endpoints.
@@ -79,15 +86,16 @@ func (g *Gateway) tooLarge() error {
 	return fmt.Errorf("%w: the file is over the limit of %d bytes", chat.ErrTooLarge, g.media.MaxUploadBytes)
 }
 
-// cleanName keeps a client's file name fit for a Content-Disposition: the
-// last path element, valid UTF-8 without control characters, at most 255
-// bytes.
+// cleanName keeps a client's file name fit for a Content-Disposition and
+// for display: the last path element, valid UTF-8 without control (Cc: C0,
+// DEL, C1) or format characters (Cf: bidi overrides that make
+// "\u202egpj.exe" read "exe.jpg", zero-width characters), at most 255 bytes.
 func cleanName(name string) string {
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
 	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+		if r == utf8.RuneError || unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) {
 			return -1
 		}
 		return r
@@ -122,7 +130,13 @@ func (g *Gateway) uploadMedia(w http.ResponseWriter, r *http.Request, sess chat.
 		g.writeError(w, r, g.tooLarge())
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, bodyLimit)
+	if err := g.checkQuota(r.Context(), sess.UserID, max(r.ContentLength, 0), false); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	slow := newRateReader(w, r.Body)
+	defer slow.done()
+	body := http.MaxBytesReader(w, slow, bodyLimit)
 	var src io.Reader = body
 	name := r.URL.Query().Get("name")
 	if _, params, err := mime.ParseMediaType(r.Header.Get("Content-Disposition")); err == nil && params["filename"] != "" {

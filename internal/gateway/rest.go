@@ -5,21 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/proto"
-	"github.com/parley-chat/parley/internal/security"
 )
 
 // decodeBody reads a JSON object body into v: 400 for malformed JSON, 413
 // over the body limit. Unknown fields are ignored.
 func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	body := http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(jsonBodyTimeout))
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
+		if isTimeout(err) {
+			// The deadline stays: the server must not wait for the rest of
+			// the body before answering, and closes the connection.
+			w.Header().Set("Connection", "close")
+			return fmt.Errorf("%w: request body not received within %s", chat.ErrBadRequest, jsonBodyTimeout)
+		}
+		_ = rc.SetReadDeadline(time.Time{})
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return fmt.Errorf("%w: request body over %d bytes", chat.ErrTooLarge, g.cfg.MaxBodyBytes)
@@ -34,67 +43,15 @@ func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, v any) erro
 		return fmt.Errorf("%w: body is not a valid JSON object", chat.ErrBadRequest)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if isTimeout(err) {
+			w.Header().Set("Connection", "close")
+			return fmt.Errorf("%w: request body not received within %s", chat.ErrBadRequest, jsonBodyTimeout)
+		}
+		_ = rc.SetReadDeadline(time.Time{})
 		return fmt.Errorf("%w: unexpected data after the JSON object", chat.ErrBadRequest)
 	}
+	_ = rc.SetReadDeadline(time.Time{})
 	return nil
-}
-
-func (g *Gateway) register(w http.ResponseWriter, r *http.Request) {
-	var req proto.RegisterRequest
-	if err := g.decodeBody(w, r, &req); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	u, err := g.svc.Register(r.Context(), req.Username, req.Password, req.DisplayName)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, wireUser(u))
-}
-
-func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
-	var req proto.LoginRequest
-	if err := g.decodeBody(w, r, &req); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	ip := clientIP(r)
-	for _, lim := range []struct {
-		l   *security.KeyedLimiter
-		key string
-	}{{g.failedByUser, req.Username}, {g.failedByIP, ip}} {
-		if lim.l == nil {
-			continue
-		}
-		if blocked, wait := lim.l.Blocked(lim.key); blocked {
-			g.writeError(w, r, &chat.RateLimitError{RetryAfter: wait})
-			return
-		}
-	}
-	res, err := g.svc.Login(r.Context(), req.Username, req.Password, req.DeviceName, req.DeviceID)
-	if err != nil {
-		if errors.Is(err, chat.ErrUnauthorized) {
-			if g.failedByUser != nil {
-				g.failedByUser.Allow(req.Username)
-			}
-			if g.failedByIP != nil {
-				g.failedByIP.Allow(ip)
-			}
-		}
-		g.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, proto.LoginResponse{Token: res.Token, UserID: res.Session.UserID, DeviceID: res.Session.DeviceID, ExpiresAt: res.Session.ExpiresAt})
-}
-
-// clientIP is the peer address of the request (proxies are not trusted).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (g *Gateway) logout(w http.ResponseWriter, r *http.Request, sess chat.Session) {
@@ -171,7 +128,14 @@ func (g *Gateway) createConversation(w http.ResponseWriter, r *http.Request, ses
 		g.writeError(w, r, fmt.Errorf("%w: unknown conversation type %q", chat.ErrBadRequest, req.Type))
 		return
 	}
+	if ok, wait := g.limits.convs.Take(sess.UserID); !ok {
+		g.writeError(w, r, &chat.RateLimitError{RetryAfter: wait})
+		return
+	}
 	conv, created, err := g.svc.OpenDirect(r.Context(), sess, req.UserID)
+	if !created {
+		g.limits.convs.Refund(sess.UserID) // opening an existing one is free
+	}
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -183,17 +147,63 @@ func (g *Gateway) createConversation(w http.ResponseWriter, r *http.Request, ses
 	writeJSON(w, status, wireConversation(&conv, sess.DeviceID))
 }
 
+// listConversations is GET /api/v1/conversations: every conversation, most
+// recently active first (the v1 answer), or with limit= one page of at most
+// limit (200 at most) after the cursor= of the previous page, with
+// next_cursor while more remain.
 func (g *Gateway) listConversations(w http.ResponseWriter, r *http.Request, sess chat.Session) {
+	q := r.URL.Query()
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			g.writeError(w, r, fmt.Errorf("%w: limit must be an integer >= 1", chat.ErrBadRequest))
+			return
+		}
+		limit = min(n, chat.MaxPageLimit)
+	}
 	convs, err := g.svc.Conversations(r.Context(), sess)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
+	if c := q.Get("cursor"); c != "" {
+		at, id, ok := parseConvCursor(c)
+		if !ok {
+			g.writeError(w, r, fmt.Errorf("%w: cursor is not one this server gave", chat.ErrBadRequest))
+			return
+		}
+		i := 0
+		for i < len(convs) && (convs[i].UpdatedAt > at || (convs[i].UpdatedAt == at && convs[i].ID <= id)) {
+			i++
+		}
+		convs = convs[i:]
+		if limit == 0 {
+			limit = chat.MaxPageLimit
+		}
+	}
+	next := ""
+	if limit > 0 && len(convs) > limit {
+		convs = convs[:limit]
+		last := convs[limit-1]
+		next = strconv.FormatInt(last.UpdatedAt, 10) + "." + last.ID
+	}
 	out := make([]proto.Conversation, len(convs))
 	for i := range convs {
 		out[i] = wireConversation(&convs[i], sess.DeviceID)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
+	body := map[string]any{"conversations": out}
+	if next != "" {
+		body["next_cursor"] = next
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// parseConvCursor reads "updated_at.conversation_id".
+func parseConvCursor(c string) (int64, string, bool) {
+	ms, id, ok := strings.Cut(c, ".")
+	at, err := strconv.ParseInt(ms, 10, 64)
+	return at, id, ok && err == nil && id != ""
 }
 
 func (g *Gateway) getConversation(w http.ResponseWriter, r *http.Request, sess chat.Session) {
@@ -269,8 +279,13 @@ func (g *Gateway) createGroup(w http.ResponseWriter, r *http.Request, sess chat.
 		g.writeError(w, r, err)
 		return
 	}
+	if ok, wait := g.limits.convs.Take(sess.UserID); !ok {
+		g.writeError(w, r, &chat.RateLimitError{RetryAfter: wait})
+		return
+	}
 	conv, err := g.svc.CreateGroup(r.Context(), sess, req.Name, req.Members)
 	if err != nil {
+		g.limits.convs.Refund(sess.UserID)
 		g.writeError(w, r, err)
 		return
 	}

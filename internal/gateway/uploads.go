@@ -113,7 +113,12 @@ func (g *Gateway) createUpload(w http.ResponseWriter, r *http.Request, sess chat
 	if err == nil {
 		meta, err = parseTusMetadata(r.Header.Get("Upload-Metadata"))
 	}
+	unlock := g.quota.lock(sess.UserID) // held until the upload exists
+	if err == nil {
+		err = g.checkQuota(r.Context(), sess.UserID, length, true)
+	}
 	if err != nil {
+		unlock()
 		g.writeError(w, r, err)
 		return
 	}
@@ -125,6 +130,7 @@ func (g *Gateway) createUpload(w http.ResponseWriter, r *http.Request, sess chat
 		}
 	}
 	info, err := g.media.Uploads.Create(sess.UserID, length, kept, g.svc.NewMediaID(), g.svc.Now())
+	unlock()
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -237,8 +243,9 @@ func (g *Gateway) patch(w http.ResponseWriter, r *http.Request, sess chat.Sessio
 		g.writeError(w, r, fmt.Errorf("%w: the body goes past the declared Upload-Length %d", chat.ErrBadRequest, info.Length))
 		return
 	}
-	n, err := g.media.Uploads.Append(id, offset, &stallReader{r: r.Body, rc: rc, idle: uploadIdle, held: held})
-	_ = rc.SetReadDeadline(time.Time{})
+	slow := newRateReader(w, r.Body)
+	n, err := g.media.Uploads.Append(id, offset, &stallReader{r: slow, rc: rc, idle: uploadIdle, held: held})
+	slow.done()
 	var mismatch *media.OffsetMismatchError
 	if errors.As(err, &mismatch) {
 		w.Header().Set("Upload-Offset", strconv.FormatInt(mismatch.Offset, 10))

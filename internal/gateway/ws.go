@@ -275,7 +275,7 @@ func (c *conn) readFrames(blocking bool) bool {
 			return false
 		}
 		c.touch()
-		if !c.throttle() {
+		if !c.throttle(len(data)) {
 			return false
 		}
 		if typ != websocket.MessageText {
@@ -295,18 +295,25 @@ func (c *conn) readFrames(blocking bool) bool {
 	}
 }
 
+// frameCostBytes is how many bytes of a frame count as one more frame
+// against the frame rate: parsing costs by the byte, so a flood of large
+// frames (presence_subscribe with 1000 ids, 30 KB) is slowed like a flood of
+// many small ones.
+const frameCostBytes = 4 << 10
+
 // throttle holds the reader while the socket is over its frame rate, so a
 // client flooding frames is slowed by TCP flow control instead of costing
 // the server a parse and an answer per frame, and others keep their share
-// of the CPU. It returns false if the socket closed meanwhile.
-func (c *conn) throttle() bool {
+// of the CPU. A frame of n bytes counts as 1 + n/4 KiB frames. It returns
+// false if the socket closed meanwhile.
+func (c *conn) throttle(n int) bool {
 	if c.g.cfg.FrameRate <= 0 {
 		return true
 	}
 	if c.frames == nil {
 		c.frames = rate.NewLimiter(rate.Limit(c.g.cfg.FrameRate), 2*c.g.cfg.FrameRate)
 	}
-	return c.frames.Wait(c.ctx) == nil
+	return c.frames.WaitN(c.ctx, min(1+n/frameCostBytes, c.frames.Burst())) == nil
 }
 
 // buffered reports whether received bytes wait in user space (which a
@@ -326,7 +333,9 @@ func (c *conn) reply(frame []byte) bool { return c.q.reply(c.ctx, frame) }
 
 func (c *conn) replyError(err error, ref string) {
 	p := classify(err)
-	logProblem(c.g.log, p, err, "device", c.sess.DeviceID)
+	if c.ctx.Err() == nil { // a socket that is closing: no server fault
+		logProblem(c.g.log, p, err, "device", c.sess.DeviceID)
+	}
 	c.g.metrics.Errors.WithLabelValues(statusLabel(p.Status)).Inc()
 	c.reply(errorFrame(p, ref))
 }
@@ -368,8 +377,12 @@ func (c *conn) handle(data []byte) {
 		if !c.allowEphemeral(in) {
 			return
 		}
-		for _, frame := range c.g.hub.watch(c, in.UserIDs) {
+		frames, err := c.g.hub.watch(c, in.UserIDs)
+		for _, frame := range frames {
 			c.reply(frame)
+		}
+		if err != nil {
+			c.replyError(err, in.MessageID)
 		}
 	case proto.TypePing:
 		c.reply(pongFrame)

@@ -176,7 +176,7 @@ type ServerOptions struct {
 // BenchServerFlags are the flags benchmarks run parleyd with: cheap bcrypt
 // (setup creates thousands of accounts), no per-user message rate limit (a
 // generator user sends far more than a person), many sockets per user.
-var BenchServerFlags = []string{"--bcrypt-cost", "4", "--message-rate", "0", "--frame-rate", "0", "--max-sockets-per-user", "1000", "--log-level", "warn"}
+var BenchServerFlags = []string{"--bcrypt-cost", "4", "--message-rate", "0", "--frame-rate", "0", "--max-sockets-per-user", "1000", "--registration-rate", "0", "--login-failures-ip", "0", "--media-quota", "0", "--max-pending-uploads", "0", "--conversation-rate", "0", "--log-level", "warn"}
 
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

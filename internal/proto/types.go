@@ -83,6 +83,7 @@ type RegisterRequest struct {
 	Username    string `json:"username"`
 	Password    string `json:"password"`
 	DisplayName string `json:"display_name"`
+	Invite      string `json:"invite,omitempty"` // with --registration invite
 }
 
 // LoginRequest is POST /api/v1/auth/login.

@@ -56,6 +56,11 @@ type Config struct {
 	// AllowLoopback is for tests: it accepts Web Push and UnifiedPush
 	// endpoints on loopback addresses, over plain http as well.
 	AllowLoopback bool
+	// AllowedHosts, when not empty, is the only hosts Web Push and
+	// UnifiedPush endpoints may name: exact names or "*.example.com"
+	// patterns (e.g. fcm.googleapis.com, *.push.services.mozilla.com,
+	// *.notify.windows.com, web.push.apple.com, your UnifiedPush server).
+	AllowedHosts []string
 
 	TTL          time.Duration // how long a push service keeps an undelivered notification (24 h)
 	Workers      int           // concurrent sends (16)

@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
 	"github.com/parley-chat/parley/internal/proto"
@@ -36,6 +38,9 @@ func (s *Service) Subscribe(ctx context.Context, sess chat.Session, req proto.Pu
 			return sub, fmt.Errorf("%w: keys.p256dh and keys.auth are required for webpush", chat.ErrBadRequest)
 		}
 		if err := s.checkEndpoint(req.Endpoint); err != nil {
+			return sub, err
+		}
+		if err := s.checkResolved(ctx, req.Endpoint); err != nil {
 			return sub, err
 		}
 		sub.Endpoint = req.Endpoint
@@ -118,10 +123,13 @@ func (s *Service) checkEndpoint(raw string) error {
 		return invalid("must be an absolute https URL without credentials or fragment")
 	}
 	host := u.Hostname()
+	if !hostAllowed(host, s.cfg.AllowedHosts) {
+		return invalid("host is not one of the push services this server allows (--push-allowed-hosts)")
+	}
 	loopback := strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost")
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if !allowedAddr(ip, s.cfg.AllowLoopback) {
-			return invalid("must not point at a loopback, link-local or unspecified address")
+			return invalid("must point at a public address, not a loopback, private, link-local, CGNAT, benchmarking, NAT64 or other special-purpose one")
 		}
 		loopback = ip.Unmap().IsLoopback()
 	} else if loopback && !s.cfg.AllowLoopback {
@@ -136,16 +144,50 @@ func (s *Service) checkEndpoint(raw string) error {
 	return nil
 }
 
-// allowedAddr says whether a push connection may go to ip.
-func allowedAddr(ip netip.Addr, allowLoopback bool) bool {
-	ip = ip.Unmap()
-	switch {
-	case ip.IsLoopback():
-		return allowLoopback
-	case ip.IsUnspecified(), ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsMulticast(), ip.IsInterfaceLocalMulticast():
-		return false
+// checkResolved refuses (422) an endpoint whose host name resolves to an
+// address a push connection may not go to. A name that does not resolve now
+// is accepted: every connection is checked again at dial time, after
+// resolution, so a name cannot smuggle a private address in later either.
+func (s *Service) checkResolved(ctx context.Context, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil // checkEndpoint refused it
 	}
-	return true
+	host := u.Hostname()
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil // a literal address: checkEndpoint judged it
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if !allowedAddr(a, s.cfg.AllowLoopback) {
+			return fmt.Errorf("%w: endpoint %s resolves to %s, not a public address", chat.ErrInvalid, host, a)
+		}
+	}
+	return nil
+}
+
+// hostAllowed says whether host matches one of the patterns (none: all).
+func hostAllowed(host string, patterns []string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, p := range patterns {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if suffix, ok := strings.CutPrefix(p, "*."); ok {
+			if strings.HasSuffix(host, "."+suffix) {
+				return true
+			}
+		} else if p != "" && host == p {
+			return true
+		}
+	}
+	return false
 }
 
 // checkToken accepts what the services issue: APNs device tokens are hex

@@ -93,3 +93,10 @@ func defaultNodeID() string {
 	}
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
+
+// OpenStore opens the store the configuration names (--postgres, else the
+// embedded store under --data-dir), for tools such as "parleyd admin".
+func OpenStore(ctx context.Context, cfg Config) (chat.Store, error) {
+	s, _, err := openStore(ctx, cfg)
+	return s, err
+}

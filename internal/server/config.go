@@ -3,8 +3,10 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/internal/chat"
@@ -44,22 +46,34 @@ type Config struct {
 	FrameRate         int // frames per second read from one socket
 	LoginFailuresUser int // failed logins per username per 10 minutes
 	LoginFailuresIP   int // failed logins per address per minute
-	MaxGroupMembers   int
-	FanoutDirectMax   int // conversations with more members are delivered fan-out-on-read
-	MessageRate       int // messages per minute per user; 0 = unlimited
-	TokenTTL          time.Duration
-	BcryptCost        int
-	GroupCommit       bool // batch concurrent sends into one transaction
-	MaxBatch          int  // most messages per group commit
-	SendQueueLimit    int  // frames queued per socket before it is closed as slow
-	MaxFrameBytes     int64
-	AllowedOrigins    []string
-	ShutdownTimeout   time.Duration
+	// LoginFailuresUserGlobal is failed logins per username per hour from
+	// all addresses together; logins naming a known device are exempt.
+	LoginFailuresUserGlobal int
+	RegistrationRate        int      // registrations per client address per hour; 0 = unlimited
+	Registration            string   // open, invite or closed
+	TrustedProxies          []string // addresses or CIDR prefixes whose X-Forwarded-For is believed
+	MetricsToken            string   // when set, /metrics needs "Authorization: Bearer <token>"
+	MaxWatchesPerSocket     int      // users one socket may watch the presence of (1000); not a flag
+	ConversationRate        int      // groups and new direct conversations per user per hour; 0 = unlimited
+	MaxGroupMembers         int
+	FanoutDirectMax         int // conversations with more members are delivered fan-out-on-read
+	MessageRate             int // messages per minute per user; 0 = unlimited
+	TokenTTL                time.Duration
+	BcryptCost              int
+	GroupCommit             bool // batch concurrent sends into one transaction
+	MaxBatch                int  // most messages per group commit
+	SendQueueLimit          int  // frames queued per socket before it is closed as slow
+	MaxFrameBytes           int64
+	AllowedOrigins          []string
+	ShutdownTimeout         time.Duration
 
 	// Media.
 	MaxUploadBytes int64         // largest upload (100 MB)
 	MediaGCAfter   time.Duration // uploads never sent within this are deleted (24h)
-	MediaFFmpeg    bool          // use ffmpeg/ffprobe from PATH for video posters and durations (true)
+	MediaQuota     int64         // bytes of media per user, finished and unfinished uploads (1 GiB); 0 = none
+	// MaxPendingUploads is the most unfinished resumable uploads per user (20); 0 = unlimited.
+	MaxPendingUploads int
+	MediaFFmpeg       bool // use ffmpeg/ffprobe from PATH for video posters and durations (true)
 	// S3-compatible object storage for media; empty S3Endpoint keeps media
 	// on the local disk under DataDir/media.
 	S3Endpoint  string
@@ -81,34 +95,62 @@ type Config struct {
 func DefaultConfig() Config {
 	cd, gd := chat.DefaultConfig(), gateway.DefaultConfig()
 	return Config{
-		Addr:              ":8080",
-		DataDir:           "./data",
-		SessionTTL:        30 * time.Second,
-		LogLevel:          "info",
-		LogFormat:         "text",
-		HeartbeatInterval: gd.HeartbeatInterval,
-		PresenceGrace:     gd.PresenceGrace,
-		PresenceWindow:    gd.PresenceWindow,
-		MaxSocketsPerUser: gd.MaxSocketsPerUser,
-		TypingRate:        gd.TypingRate,
-		FrameRate:         gd.FrameRate,
-		LoginFailuresUser: gd.LoginFailuresUser,
-		LoginFailuresIP:   gd.LoginFailuresIP,
-		MaxGroupMembers:   cd.MaxGroupMembers,
-		FanoutDirectMax:   cd.FanoutDirectMax,
-		MessageRate:       100,
-		TokenTTL:          cd.TokenTTL,
-		BcryptCost:        10,
-		GroupCommit:       true,
-		MaxBatch:          cd.MaxBatch,
-		SendQueueLimit:    gd.SendQueueLimit,
-		MaxFrameBytes:     gd.MaxFrameBytes,
-		ShutdownTimeout:   10 * time.Second,
-		MaxUploadBytes:    100 << 20,
-		MediaGCAfter:      24 * time.Hour,
-		MediaFFmpeg:       true,
-		Push:              push.DefaultConfig(),
+		Addr:                    ":8080",
+		DataDir:                 "./data",
+		SessionTTL:              30 * time.Second,
+		LogLevel:                "info",
+		LogFormat:               "text",
+		HeartbeatInterval:       gd.HeartbeatInterval,
+		PresenceGrace:           gd.PresenceGrace,
+		PresenceWindow:          gd.PresenceWindow,
+		MaxSocketsPerUser:       gd.MaxSocketsPerUser,
+		TypingRate:              gd.TypingRate,
+		FrameRate:               gd.FrameRate,
+		LoginFailuresUser:       gd.LoginFailuresUser,
+		LoginFailuresIP:         gd.LoginFailuresIP,
+		LoginFailuresUserGlobal: gd.LoginFailuresUserGlobal,
+		RegistrationRate:        gd.RegistrationRate,
+		Registration:            gd.Registration,
+		MaxWatchesPerSocket:     gd.MaxWatchesPerSocket,
+		ConversationRate:        gd.ConversationRate,
+		MaxGroupMembers:         cd.MaxGroupMembers,
+		FanoutDirectMax:         cd.FanoutDirectMax,
+		MessageRate:             100,
+		TokenTTL:                cd.TokenTTL,
+		BcryptCost:              10,
+		GroupCommit:             true,
+		MaxBatch:                cd.MaxBatch,
+		SendQueueLimit:          gd.SendQueueLimit,
+		MaxFrameBytes:           gd.MaxFrameBytes,
+		ShutdownTimeout:         10 * time.Second,
+		MaxUploadBytes:          100 << 20,
+		MediaGCAfter:            24 * time.Hour,
+		MediaFFmpeg:             true,
+		Push:                    push.DefaultConfig(),
 	}
+}
+
+// ParsePrefixes parses addresses ("10.0.0.5") and CIDR prefixes
+// ("10.0.0.0/8", "fd00::/8").
+func ParsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // Validate reports every problem of the configuration at once.
@@ -164,6 +206,17 @@ func (c Config) Validate() error {
 	if c.TypingRate < 0 || c.FrameRate < 0 || c.LoginFailuresUser < 0 || c.LoginFailuresIP < 0 {
 		bad("--typing-rate, --login-failures-user and --login-failures-ip must not be negative (0 means unlimited)")
 	}
+	if c.LoginFailuresUserGlobal < 0 || c.RegistrationRate < 0 || c.ConversationRate < 0 {
+		bad("--login-failures-user-global and --registration-rate must not be negative (0 means unlimited)")
+	}
+	switch c.Registration {
+	case gateway.RegistrationOpen, gateway.RegistrationInvite, gateway.RegistrationClosed:
+	default:
+		bad("--registration must be open, invite or closed, not %q", c.Registration)
+	}
+	if _, err := ParsePrefixes(c.TrustedProxies); err != nil {
+		bad("--trusted-proxies: %v", err)
+	}
 	if c.MaxGroupMembers < 2 {
 		bad("--max-group-members must be at least 2, not %d", c.MaxGroupMembers)
 	}
@@ -193,6 +246,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUploadBytes < 1 || c.MaxUploadBytes > 1<<40 {
 		bad("--max-upload-bytes must be between 1 and 1 TiB, not %d", c.MaxUploadBytes)
+	}
+	if c.MediaQuota < 0 || c.MaxPendingUploads < 0 {
+		bad("--media-quota and --max-pending-uploads must not be negative (0 means none)")
 	}
 	if c.MediaGCAfter < time.Second {
 		bad("--media-gc-after must be at least 1s, not %s", c.MediaGCAfter)

@@ -61,11 +61,13 @@ func (s *Server) setupMedia(ctx context.Context) error {
 	s.log.Info("media", "storage", where, "max_upload_bytes", cfg.MaxUploadBytes, "gc_after", cfg.MediaGCAfter,
 		"ffmpeg", ff != nil, "catalogue", s.svc.MediaAvailable())
 	s.gw.SetMedia(gateway.MediaDeps{
-		Blobs:          blobs,
-		Processor:      media.NewProcessor(media.ProcessorConfig{TempDir: tmp, FFmpeg: ff, Logger: s.log}),
-		Uploads:        uploads,
-		TempDir:        tmp,
-		MaxUploadBytes: cfg.MaxUploadBytes,
+		Blobs:             blobs,
+		Processor:         media.NewProcessor(media.ProcessorConfig{TempDir: tmp, FFmpeg: ff, Logger: s.log}),
+		Uploads:           uploads,
+		TempDir:           tmp,
+		MaxUploadBytes:    cfg.MaxUploadBytes,
+		Quota:             cfg.MediaQuota,
+		MaxPendingUploads: cfg.MaxPendingUploads,
 	})
 	s.collector = &media.Collector{Catalog: s.svc, Blobs: blobs, Uploads: uploads, After: cfg.MediaGCAfter,
 		Every: min(max(cfg.MediaGCAfter/4, time.Second), time.Hour), Log: s.log}

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -105,6 +106,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	gc.FrameRate = cfg.FrameRate
 	gc.LoginFailuresUser = cfg.LoginFailuresUser
 	gc.LoginFailuresIP = cfg.LoginFailuresIP
+	gc.LoginFailuresUserGlobal = cfg.LoginFailuresUserGlobal
+	gc.RegistrationRate = cfg.RegistrationRate
+	gc.Registration = cfg.Registration
+	gc.ConversationRate = cfg.ConversationRate
+	if cfg.MaxWatchesPerSocket > 0 {
+		gc.MaxWatchesPerSocket = cfg.MaxWatchesPerSocket
+	}
+	gc.TrustedProxies, _ = ParsePrefixes(cfg.TrustedProxies) // checked by Validate
 	gc.SendQueueLimit = cfg.SendQueueLimit
 	gc.MaxFrameBytes = cfg.MaxFrameBytes
 	gc.AllowedOrigins = cfg.AllowedOrigins
@@ -129,7 +138,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", metricsAuth(cfg.MetricsToken, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	mux.Handle("/", web.Handler())
 	s.handler = countStatus(mux, m)
 	s.http = &http.Server{
@@ -142,6 +151,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// metricsAuth requires "Authorization: Bearer <token>" on /metrics when a
+// token is configured (401 otherwise); compared in constant time.
+func metricsAuth(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			http.Error(w, "metrics need the bearer token of --metrics-token", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // Handler is the node's whole HTTP surface.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -149,9 +175,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.svc.Ready(ctx); err != nil {
-		s.log.Warn("not ready", "err", err)
+		s.log.Warn("not ready", "err", err) // the cause goes to the log, not to whoever asks
+		which := "a dependency"
+		var de *chat.DependencyError
+		if errors.As(err, &de) {
+			which = "the " + de.Name
+		}
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		http.Error(w, "not ready: "+which+" is down", http.StatusServiceUnavailable)
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))

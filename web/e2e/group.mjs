@@ -3,7 +3,7 @@
 // rename, remove and add members, leave; each change a line in the chat.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, T, launch, newDevice, registerUI, uname, openChat, sendUI, waitTexts, waitStatus, steps } from './lib.mjs';
+import { BASE, T, launch, newDevice, registerUI, uname, openChat, startDirectUI, sendUI, waitTexts, waitStatus, steps } from './lib.mjs';
 
 test('group chat with three people', { timeout: 240_000 }, async (t) => {
   const browser = await launch();
@@ -105,6 +105,23 @@ test('group chat with three people', { timeout: 240_000 }, async (t) => {
     await a.page.locator('.msgs li.sys', { hasText: 'You added Carol' }).waitFor();
     await b.page.locator('.msgs li.sys', { hasText: 'Carol is no longer in the group' }).waitFor();
     await b.page.locator('.msgs li.sys', { hasText: 'Carol was added' }).waitFor();
+  });
+
+  await step('carol blocks bob: his group messages are hidden from her', async () => {
+    const p = c.page;
+    await startDirectUI(p, names.b);
+    await p.locator('.chat-head').getByRole('button', { name: 'Contact info', exact: true }).click();
+    const dlg = p.locator('dialog.modal').first();
+    await dlg.getByRole('button', { name: 'Block', exact: true }).click();
+    await p.locator('dialog.modal-small').getByRole('button', { name: 'Block' }).click();
+    await dlg.getByRole('button', { name: 'Unblock', exact: true }).waitFor();
+    await p.keyboard.press('Escape');
+    await openChat(p, 'Project Y');
+    await sendUI(b.page, 'Spam from Bob');
+    await waitTexts(a.page, (x) => x.includes('Spam from Bob'), 'alice still sees bob');
+    await sendUI(a.page, 'After the spam');
+    const shown = await waitTexts(p, (x) => x.includes('After the spam'), 'carol sees alice');
+    assert.equal(shown.includes('Spam from Bob'), false, 'carol does not see the blocked user');
   });
 
   await step('bob leaves the group; what he read stays read', async () => {

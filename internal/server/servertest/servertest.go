@@ -25,13 +25,15 @@ type Server struct {
 }
 
 // Start runs a node until the test ends. opts adjust the configuration; the
-// defaults for tests are a cheap bcrypt cost and no message rate limit.
+// defaults for tests are a cheap bcrypt cost and no message or registration
+// rate limit.
 func Start(t testing.TB, opts ...func(*server.Config)) *Server {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.BcryptCost = 4
 	cfg.MessageRate = 0
+	cfg.RegistrationRate = 0 // tests register many users from 127.0.0.1
 	cfg.ShutdownTimeout = 5 * time.Second
 	for _, o := range opts {
 		o(&cfg)

@@ -551,3 +551,7 @@ func (p *proxy) stop() {
 		}
 	})
 }
+
+func TestSafetyStoreConformance(t *testing.T) {
+	storetest.RunSafetyStore(t, conformanceStore(testURL(t)))
+}

@@ -77,6 +77,7 @@ export class Client extends EventTarget {
       Object.assign(this.session, { username: u.username, display_name: u.display_name });
       this.changed('me');
     }).catch(() => {});
+    this.api.blocks().then((ids) => { this.blocked = new Set(ids); this.changed('blocks', 'list'); }).catch(() => {});
     this.socket.start();
     this.push.start();
     this.timers = [
@@ -768,6 +769,16 @@ export class Client extends EventTarget {
       if (gone) this.noteEvent(convId, `You removed ${this.users.name(userId, 'someone')}`);
       this.changed('list', `conv:${convId}`);
     }
+  }
+
+  /** Blocking: the users the caller blocks; their group messages are hidden. */
+  isBlocked(userId) { return Boolean(this.blocked && this.blocked.has(userId)); }
+
+  async setBlocked(userId, on) {
+    await (on ? this.api.block(userId) : this.api.unblock(userId));
+    if (!this.blocked) this.blocked = new Set();
+    if (on) this.blocked.add(userId); else this.blocked.delete(userId);
+    this.changed('blocks', 'list');
   }
 
   async rename(convId, name) {

@@ -158,6 +158,7 @@ export function infoDialog(client, convId) {
   const parts = [top];
   let renameBox = null;
   let addBox = null;
+  let blockButton = null;
   const isAdmin = () => { const c = client.convs.get(convId); return Boolean(c && memberOf(c, client.me)?.role === 'admin'); };
 
   if (group) {
@@ -198,6 +199,24 @@ export function infoDialog(client, convId) {
           },
         }, icon('logout'), 'Leave group')));
     client.subscribePresence(conv.members.map((m) => m.user_id));
+  } else {
+    const peer = peerOf(conv, client.me);
+    if (peer) {
+      const blockBtn = h('button', {
+        type: 'button', class: 'btn btn-danger-ghost block-user',
+        onclick: async () => {
+          const on = !client.isBlocked(peer.user_id);
+          if (on) {
+            const ok = await confirmDialog({ title: 'Block?', text: `${client.title(conv)} will no longer be able to message you, see when you are online or that you are typing.`, confirm: 'Block', danger: true });
+            if (!ok) return;
+          }
+          err.textContent = '';
+          try { await client.setBlocked(peer.user_id, on); } catch (ex) { err.textContent = errorOf(ex); }
+        },
+      });
+      blockButton = blockBtn;
+      parts.push(err, h('div', { class: 'modal-actions' }, blockBtn));
+    }
   }
 
   function render() {
@@ -242,12 +261,13 @@ export function infoDialog(client, convId) {
         h('div', { class: 'info-name' }, title),
         h('div', { class: 'muted' }, u && u.username ? `@${u.username}` : ''),
         h('div', { class: `info-presence ${p?.status === 'online' ? 'online' : ''}` }, presenceText(p)));
+      if (blockButton && peer) blockButton.textContent = client.isBlocked(peer.user_id) ? 'Unblock' : 'Block';
     }
   }
 
   const onUpdate = (ev) => {
     const d = ev.detail;
-    if (d.has(`conv:${convId}`) || d.has('users') || d.has('presence')) render();
+    if (d.has(`conv:${convId}`) || d.has('users') || d.has('presence') || d.has('blocks')) render();
   };
   client.addEventListener('update', onUpdate);
   const dialog = openDialog({

@@ -62,7 +62,8 @@ export function messageItems(client, conv, actions, now = Date.now()) {
   const id = conv.conversation_id;
   const group = conv.type === 'group';
   const w = client.windows.get(id);
-  const entries = (w ? w.messages() : []).map((m) => ({ m, out: null }));
+  // A blocked user's messages in a group are hidden (direct ones cannot exist).
+  const entries = (w ? w.messages() : []).filter((m) => !(group && client.isBlocked(m.sender_id))).map((m) => ({ m, out: null }));
   for (const e of client.outbox.forConversation(id)) {
     entries.push({ m: outboxMessage(client, e), out: e });
   }
@@ -124,7 +125,10 @@ function bubble(client, conv, m, out, { first, last, group, actions, env, now, w
   const canRetry = out && out.state === 'failed' && (!out.error || !out.error.upload || client.attachments.canRetry(out));
   const retryReady = canRetry ? !out.retryAt || out.retryAt <= now : false;
   const wait = out && out.state === 'failed' && out.retryAt > now ? Math.ceil((out.retryAt - now) / 1000) : 0;
-  const senderName = !own && group && first ? client.users.name(m.sender_id) : '';
+  // The display name with the @username beside it: display names are not
+  // unique, so another user could call itself "alice".
+  const handle = client.users.get(m.sender_id)?.username;
+  const senderName = !own && group && first ? client.users.name(m.sender_id) + (handle ? ` @${handle}` : '') : '';
   const showAvatar = !own && group && last;
   const readBy = own && group && receipt && last && receipt.read > 0 ? receipt.read : 0;
   const key = own && m.client_message_id ? `c:${m.client_message_id}` : `s:${m.seq}`;
