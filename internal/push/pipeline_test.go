@@ -159,8 +159,10 @@ func TestGoneSubscriptionIsDeleted(t *testing.T) {
 		subs, err := e.store.PushSubscriptions(e.ctx, bob.UserID)
 		return err == nil && len(subs) == 1 && subs[0].Endpoint == kept.Endpoint
 	})
-	if e.metrics.count("webpush/gone") != 1 {
-		t.Fatalf("outcomes %v", e.metrics)
+	// The outcome is counted after it is stored: wait for the count too.
+	eventually(t, "the gone outcome to be counted", func() bool { return e.metrics.count("webpush/gone") == 1 })
+	if n := e.metrics.count("webpush/gone"); n != 1 {
+		t.Fatalf("%d gone outcomes, want 1: %v", n, e.metrics)
 	}
 }
 
