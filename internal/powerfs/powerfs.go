@@ -36,6 +36,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // PageSize is the granularity of dirty tracking and of torn writes.
@@ -61,17 +62,18 @@ type FS struct {
 	opts    Options
 	rnd     *rand.Rand
 
-	mu     sync.Mutex
-	server *fuse.Server
+	mu      sync.Mutex
+	server  *fuse.Server
+	conn    uint32 // the FUSE connection's number (the mount's minor device)
 	rootIno uint64
-	files  map[uint64]*fileImage   // durable data by backing inode
-	dirs   map[uint64][]dirEntry   // durable listing by backing inode
-	failOn string                  // FailNextFsync pattern ("" none)
-	failed []string                // paths whose fsync failed
-	frozen chan struct{}           // closed by CutPower: releases frozen ops
-	freeze *freezeReq              // armed Freeze, or nil
-	cut    bool                    // CutPower was called: nothing more becomes durable
-	stats  Stats
+	files   map[uint64]*fileImage // durable data by backing inode
+	dirs    map[uint64][]dirEntry // durable listing by backing inode
+	failOn  string                // FailNextFsync pattern ("" none)
+	failed  []string              // paths whose fsync failed
+	frozen  chan struct{}         // closed by CutPower: releases frozen ops
+	freeze  *freezeReq            // armed Freeze, or nil
+	cut     bool                  // CutPower was called: nothing more becomes durable
+	stats   Stats
 
 	armed atomic.Bool // a Freeze or a FailNextFsync is armed (fast path for Write)
 }
@@ -163,10 +165,25 @@ func (f *FS) mount() error {
 	if err != nil {
 		return fmt.Errorf("powerfs: mounting %s: %w", f.mnt, err)
 	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(f.mnt, &st); err != nil {
+		_ = srv.Unmount()
+		return fmt.Errorf("powerfs: %w", err)
+	}
 	f.mu.Lock()
-	f.server, f.frozen, f.cut = srv, make(chan struct{}), false
+	f.server, f.frozen, f.cut, f.conn = srv, make(chan struct{}), false, unix.Minor(st.Dev)
 	f.mu.Unlock()
 	return nil
+}
+
+// abort aborts the FUSE connection through fusectl (mounting fusectl if
+// needed): every pending and later request on it fails with ENOTCONN.
+func (f *FS) abort() {
+	const ctl = "/sys/fs/fuse/connections"
+	if des, err := os.ReadDir(ctl); err == nil && len(des) == 0 {
+		_ = syscall.Mount("fusectl", ctl, "fusectl", 0, "")
+	}
+	_ = os.WriteFile(fmt.Sprintf("%s/%d/abort", ctl, f.conn), []byte("1"), 0o200)
 }
 
 // Close unmounts the filesystem; the backing directory keeps what the
@@ -191,8 +208,10 @@ func (f *FS) unmount() error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// Files still open (a test's own leftover handle): detach the mount;
-	// those handles keep the old server, the next mount gets a new one.
+	// Files still open (a test's own leftover handle): abort the
+	// connection, so those handles fail instead of waiting on a server
+	// that is going away, and detach the mount.
+	f.abort()
 	if err := syscall.Unmount(f.mnt, syscall.MNT_DETACH); err != nil {
 		return fmt.Errorf("powerfs: unmounting %s: %w", f.mnt, err)
 	}

@@ -267,6 +267,7 @@ func TestSQLiteWAL(t *testing.T) {
 			t.Fatal(err)
 		}
 		db.SetMaxOpenConns(1)
+		t.Cleanup(func() { db.Close() }) // before the unmount, if the test stops early
 		return db
 	}
 	db := open()
