@@ -93,6 +93,7 @@ type dirEntry struct {
 type freezeReq struct {
 	pattern string
 	fsync   bool // freeze at an fsync, not a write
+	skip    int  // matching operations to let through first
 	hit     chan string
 }
 
@@ -275,14 +276,15 @@ func (f *FS) FailedFsyncs() []string {
 	return append([]string(nil), f.failed...)
 }
 
-// Freeze arms a trap: the next write (or, with atFsync, the next fsync) of a
-// file whose path matches pattern blocks until CutPower, and its path is
-// sent on the returned channel. Nothing of that operation becomes durable.
-func (f *FS) Freeze(pattern string, atFsync bool) <-chan string {
+// Freeze arms a trap: after skip matching operations, the next write (or,
+// with atFsync, the next fsync) of a file whose path matches pattern blocks
+// until CutPower, and its path is sent on the returned channel. Nothing of
+// that operation becomes durable.
+func (f *FS) Freeze(pattern string, atFsync bool, skip int) <-chan string {
 	hit := make(chan string, 1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.freeze = &freezeReq{pattern: pattern, fsync: atFsync, hit: hit}
+	f.freeze = &freezeReq{pattern: pattern, fsync: atFsync, skip: skip, hit: hit}
 	f.armed.Store(true)
 	return hit
 }
@@ -297,6 +299,11 @@ func (f *FS) trap(rel string, fsync bool) syscall.Errno {
 	}
 	fr := f.freeze
 	if fr == nil || fr.fsync != fsync || !match(fr.pattern, rel) {
+		f.mu.Unlock()
+		return 0
+	}
+	if fr.skip > 0 {
+		fr.skip--
 		f.mu.Unlock()
 		return 0
 	}
