@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -36,7 +37,8 @@ import (
 //
 // A freeze that no write reached by the kill leaves a plain stream cut; the
 // log says which happened. PARLEY_POWERLOSS_ITERATIONS sets the number of
-// cycles (default 4, one of each).
+// cycles (default 4, one of each); every 10 cycles the senders move to a
+// new pair of conversations, so a long run's checks stay bounded.
 func TestPowerLossDurability(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds parleyd and cuts its power repeatedly")
@@ -62,26 +64,44 @@ func TestPowerLossDurability(t *testing.T) {
 	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
 	carol, dave := newAccount(t, srv, "carol"), newAccount(t, srv, "dave")
 	device := func(a account) account { a.login(t, srv); return a }
-	dm := &crashConv{name: "direct", id: direct(t, srv, alice, bob), reader: alice}
-	grp := &crashConv{name: "group", id: group(t, srv, alice, "power", bob, carol, dave), reader: carol}
-	convs := []*crashConv{dm, grp}
-	for _, c := range convs {
-		c.sent = map[string]sentMsg{}
-		c.known = map[string]storedMsg{}
-	}
 	senders := []*crashSender{
-		{name: "a1", acct: alice, conv: dm},
-		{name: "a2", acct: device(alice), conv: dm},
-		{name: "b1", acct: bob, conv: dm},
-		{name: "a3", acct: device(alice), conv: grp},
-		{name: "b2", acct: device(bob), conv: grp},
-		{name: "c1", acct: carol, conv: grp},
-		{name: "d1", acct: dave, conv: grp},
+		{name: "a1", acct: alice}, {name: "a2", acct: device(alice)}, {name: "b1", acct: bob},
+		{name: "a3", acct: device(alice)}, {name: "b2", acct: device(bob)}, {name: "c1", acct: carol}, {name: "d1", acct: dave},
 	}
+	var dm, grp *crashConv
+	var convs []*crashConv
+	// fresh gives the senders a new direct and group conversation: every
+	// convLife cycles, so the history each check reads stays bounded in a
+	// long run (each conversation is still checked across convLife cuts).
+	const convLife = 10
+	fresh := func(n int) {
+		dm = &crashConv{name: "direct", reader: alice}
+		if n == 0 {
+			dm.id = direct(t, srv, alice, bob)
+		} else { // alice and bob have one direct conversation: a group of the two
+			dm.name, dm.id = fmt.Sprintf("pair%d", n), group(t, srv, alice, fmt.Sprintf("pair%d", n), bob)
+		}
+		grp = &crashConv{name: fmt.Sprintf("group%d", n), id: group(t, srv, alice, fmt.Sprintf("power%d", n), bob, carol, dave), reader: carol}
+		convs = []*crashConv{dm, grp}
+		for _, c := range convs {
+			c.sent = map[string]sentMsg{}
+			c.known = map[string]storedMsg{}
+		}
+		for i, s := range senders {
+			s.conv = dm
+			if i >= 3 {
+				s.conv = grp
+			}
+		}
+	}
+	fresh(0)
 
 	scenarios := []string{"stream", "commit", "checkpoint", "startup"}
 	var totalAcked, totalUnacked, froze int
 	for it := 1; it <= iterations; it++ {
+		if it > 1 && (it-1)%convLife == 0 {
+			fresh(it / convLife)
+		}
 		scenario := scenarios[(it-1)%len(scenarios)]
 		var hit <-chan string
 		switch scenario {
