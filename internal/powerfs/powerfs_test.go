@@ -2,16 +2,11 @@ package powerfs_test
 
 import (
 	"bytes"
-	"context"
-	"database/sql"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
-
-	_ "modernc.org/sqlite"
 
 	"github.com/parley-chat/parley/internal/powerfs"
 )
@@ -252,66 +247,5 @@ func TestFailedFsyncDropsPages(t *testing.T) {
 	crash(t, p)
 	if got, _ := content(t, path); got != "AAAA" {
 		t.Errorf("after a failed fsync, a successful retry and a crash: %q, want the old %q", got, "AAAA")
-	}
-}
-
-// SQLite in WAL mode (modernc.org/sqlite, as Parley's store uses it) runs on
-// powerfs, and with synchronous=FULL every committed row survives a crash
-// (with synchronous=OFF this test fails). The mmap'ed -shm of a shared WAL
-// is exercised by the e2e power-loss tests, with parleyd in its own process.
-func TestSQLiteWAL(t *testing.T) {
-	p := powerfs.MountForTest(t, powerfs.Options{TornWrites: true})
-	ctx := context.Background()
-	path := filepath.Join(p.Dir(), "t.db")
-	open := func() *sql.DB {
-		// Exclusive locking keeps the WAL index in heap memory instead of an
-		// mmap of the -shm file: this process serves the mount itself, and a
-		// page fault on its own FUSE mapping can deadlock against the Go
-		// runtime stopping the world (the e2e tests run parleyd, with its
-		// mmap'ed -shm, as another process).
-		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		db.SetMaxOpenConns(1)
-		t.Cleanup(func() { db.Close() }) // before the unmount, if the test stops early
-		return db
-	}
-	db := open()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE m (id INTEGER PRIMARY KEY, body TEXT)`); err != nil {
-		t.Fatal(err)
-	}
-	committed := 0
-	for round := 0; round < 3; round++ {
-		for i := 0; i < 200; i++ {
-			if _, err := db.ExecContext(ctx, `INSERT INTO m (body) VALUES (?)`, fmt.Sprintf("row %d %0500d", committed, i)); err != nil {
-				t.Fatal(err)
-			}
-			committed++
-		}
-		if round == 1 {
-			if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
-				t.Fatal(err)
-			}
-		}
-		p.CutPower()
-		db.Close() // fails to write anything more: the power is off
-		crash(t, p)
-		db = open()
-		var n int
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM m`).Scan(&n); err != nil {
-			t.Fatalf("round %d: after the crash: %v", round, err)
-		}
-		if n != committed {
-			t.Fatalf("round %d: %d rows after the crash, %d were committed", round, n, committed)
-		}
-		var check string
-		if err := db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
-			t.Fatalf("round %d: integrity_check: %q, %v", round, check, err)
-		}
-	}
-	db.Close()
-	if s := p.Stats(); s.FileSyncs == 0 || s.Crashes != 3 {
-		t.Errorf("stats %+v: want file syncs and 3 crashes", s)
 	}
 }
