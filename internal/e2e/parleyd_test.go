@@ -80,6 +80,11 @@ type parleydProc struct {
 	waitErr error         // valid after exited
 	logPath string
 	starts  int
+
+	// afterKill, if set, runs right after the SIGKILL is sent, before
+	// waiting for the process to go: the power-loss tests cut the power
+	// there (a process stuck in the filesystem dies only after that).
+	afterKill func()
 }
 
 // newParleydProc prepares (does not start) a parleyd on a fresh data dir.
@@ -154,6 +159,12 @@ func (p *parleydProc) restart() {
 }
 
 func (p *parleydProc) launch(addr string) error {
+	p.spawn(addr)
+	return p.waitReady()
+}
+
+// spawn starts the process on addr without waiting for it to be ready.
+func (p *parleydProc) spawn(addr string) {
 	p.starts++
 	p.logPath = filepath.Join(p.logDir, fmt.Sprintf("parleyd-%d.log", p.starts))
 	logFile, err := os.Create(p.logPath)
@@ -181,7 +192,11 @@ func (p *parleydProc) launch(addr string) error {
 		close(p.exited)
 	}()
 	p.srv = &servertest.Server{URL: "http://" + addr, WSURL: "ws://" + addr + "/api/v1/ws"}
+}
 
+// waitReady waits up to 30s for the spawned process's /readyz.
+func (p *parleydProc) waitReady() error {
+	cmd := p.cmd
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -214,6 +229,9 @@ func (p *parleydProc) kill() {
 	}
 	if err := p.cmd.Process.Kill(); err != nil {
 		p.t.Fatalf("kill -9 parleyd: %v", err)
+	}
+	if p.afterKill != nil {
+		p.afterKill()
 	}
 	select {
 	case <-p.exited:

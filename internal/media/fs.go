@@ -27,6 +27,9 @@ var _ Blobs = (*FS)(nil)
 // temporary files a crash left behind.
 func NewFS(root string) (*FS, error) {
 	f := &FS{root: root, tmp: filepath.Join(root, ".tmp")}
+	if err := mkdirDurable(root); err != nil {
+		return nil, fmt.Errorf("media: creating %s: %w", root, err)
+	}
 	if err := os.MkdirAll(f.tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("media: creating %s: %w", f.tmp, err)
 	}
@@ -81,7 +84,7 @@ func (f *FS) Put(ctx context.Context, key string, r io.Reader, size int64, _ str
 	}
 	dst := f.path(key)
 	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirDurable(dir); err != nil {
 		return unavailable("put "+key, err)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
@@ -89,6 +92,19 @@ func (f *FS) Put(ctx context.Context, key string, r io.Reader, size int64, _ str
 	}
 	done = true
 	return syncDir(dir)
+}
+
+// mkdirDurable creates dir if it is missing and syncs its parent, so that
+// the new directory's entry survives a power loss (syncing dir itself
+// later does not make its own name durable).
+func mkdirDurable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
 }
 
 // syncDir makes a rename into dir durable.

@@ -66,7 +66,7 @@ func (e *OffsetMismatchError) Unwrap() error { return chat.ErrConflict }
 
 // OpenUploads opens (creating it) the upload directory.
 func OpenUploads(dir string) (*Uploads, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("media: creating %s: %w", dir, err)
 	}
 	return &Uploads{dir: dir, locks: map[string]*uploadLock{}}, nil
@@ -281,6 +281,15 @@ func (u *Uploads) Append(id string, offset int64, r io.Reader) (int64, error) {
 	}
 	n, rerr := io.Copy(f, io.LimitReader(r, info.Length-offset))
 	serr := f.Sync()
+	if serr != nil {
+		// The kernel may have dropped the pages this fsync failed to write
+		// and will not say so again: a retried fsync would succeed without
+		// them. Cut the file back to the last synced offset (and sync that)
+		// so the offset a client is told never covers bytes not on disk.
+		if terr := f.Truncate(offset); terr == nil {
+			_ = f.Sync()
+		}
+	}
 	if cerr := f.Close(); serr == nil {
 		serr = cerr
 	}
@@ -340,7 +349,7 @@ func (u *Uploads) Remove(id string) error {
 			return unavailable("remove upload", err)
 		}
 	}
-	return nil
+	return syncDir(u.dir) // a terminated upload must not come back
 }
 
 // Touch records activity on an upload (its expiry counts from the last).

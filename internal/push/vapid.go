@@ -104,6 +104,9 @@ func createVAPIDKey(path string) ([]byte, error) {
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
 	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path)) // the rename survives a power loss
+	}
 	if err != nil {
 		return nil, fmt.Errorf("push: writing the VAPID key: %w", err)
 	}
@@ -139,4 +142,14 @@ func (v *vapidKey) authorization(endpoint string) (string, error) {
 	}
 	v.tokens[aud] = vapidToken{header: h, exp: exp}
 	return h, nil
+}
+
+// syncDir fsyncs a directory, making a rename into it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

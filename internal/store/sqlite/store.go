@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -74,6 +75,8 @@ type Options struct {
 	// connection (another process, a checkpoint) before it fails with
 	// chat.ErrUnavailable (default 5s).
 	BusyTimeout time.Duration
+	// Logger receives the fail-stop error (default slog.Default()).
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -92,6 +95,8 @@ type Store struct {
 	r *sql.DB // the read-only pool
 
 	appendStmts *appendStmts // prepared on w
+	failed      failLatch    // set by an I/O error at commit: see failstop.go
+	log         *slog.Logger
 
 	closeOnce sync.Once
 	closeErr  error
@@ -149,7 +154,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, mapErr("prepare", err)
 	}
-	return &Store{w: w, r: r, appendStmts: st}, nil
+	return &Store{w: w, r: r, appendStmts: st, log: opts.Logger}, nil
 }
 
 // dsn builds the SQLite URI of one pool. Pragmas travel in the DSN so that
@@ -190,6 +195,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 
 // Ping checks that the database answers a query.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.failed.check("ping"); err != nil {
+		return err
+	}
 	var n int
 	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM users LIMIT 1)`).Scan(&n)
 	return mapErr("ping", err)
@@ -277,15 +285,21 @@ type querier interface {
 // write runs fn in one immediate transaction on the writer connection.
 // fn's error, mapped, is returned after a rollback.
 func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	if err := s.failed.check(op); err != nil {
+		return err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(op, err)
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		s.failed.observe(s.log, op, err)
 		return mapErr(op, err)
 	}
-	return mapErr(op, tx.Commit())
+	err = tx.Commit()
+	s.failed.observe(s.log, op, err)
+	return mapErr(op, err)
 }
 
 // read runs fn in one read transaction of the read pool, so that its queries
