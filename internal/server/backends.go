@@ -19,7 +19,7 @@ import (
 
 // openStore opens PostgreSQL when --postgres is set, else the embedded SQLite
 // store in the data directory. It returns a name for the logs.
-func openStore(ctx context.Context, cfg Config) (chat.Store, string, error) {
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (chat.Store, string, error) {
 	if cfg.Postgres != "" {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -30,7 +30,7 @@ func openStore(ctx context.Context, cfg Config) (chat.Store, string, error) {
 		return s, "postgres", nil
 	}
 	path := filepath.Join(cfg.DataDir, "parley.db")
-	s, err := sqlite.Open(ctx, path, sqlite.Options{})
+	s, err := sqlite.Open(ctx, path, sqlite.Options{Logger: log})
 	if err != nil {
 		return nil, "", fmt.Errorf("opening the store at %s: %w", path, err)
 	}
@@ -95,8 +95,9 @@ func defaultNodeID() string {
 }
 
 // OpenStore opens the store the configuration names (--postgres, else the
-// embedded store under --data-dir), for tools such as "parleyd admin".
+// embedded store under --data-dir), for tools such as "parleyd admin"; a
+// tool logs to slog.Default().
 func OpenStore(ctx context.Context, cfg Config) (chat.Store, error) {
-	s, _, err := openStore(ctx, cfg)
+	s, _, err := openStore(ctx, cfg, slog.Default())
 	return s, err
 }

@@ -57,7 +57,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID = defaultNodeID()
 	}
-	store, storeName, err := openStore(ctx, cfg)
+	store, storeName, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
