@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,18 +34,27 @@ import (
 //   - checkpoint: the first write into parley.db itself (only a WAL
 //     checkpoint writes there) is frozen mid-checkpoint;
 //   - startup: after the restart, a second cut 0-150 ms into the next start
-//     (WAL recovery, migrations), before the server is ready.
+//     (WAL recovery, migrations), before the server is ready;
+//   - upload: the fsync of a whole media upload's blob is frozen;
+//   - patch: the fsync of a resumable upload's 2nd-4th PATCH is frozen.
+//
+// Through every cycle but commit and checkpoint a fifth user uploads files both ways (POST
+// /api/v1/media and tus PATCHes of 16 KiB, see powerMedia): after each cut
+// every upload answered complete downloads byte for byte, and every
+// resumable one still holds at least the offset its last PATCH answered and
+// completes from there.
 //
 // A freeze that no write reached by the kill leaves a plain stream cut; the
 // log says which happened. PARLEY_POWERLOSS_ITERATIONS sets the number of
-// cycles (default 4, one of each); every 10 cycles the senders move to a
+// cycles (default 6, one of each); every 10 cycles the senders move to a
 // new pair of conversations, so a long run's checks stay bounded.
 func TestPowerLossDurability(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds parleyd and cuts its power repeatedly")
 	}
 	pfs := powerfs.MountForTest(t, powerfs.Options{TornWrites: true})
-	iterations := 4
+	scenarios := []string{"stream", "commit", "checkpoint", "startup", "upload", "patch"}
+	iterations := len(scenarios)
 	if v := os.Getenv("PARLEY_POWERLOSS_ITERATIONS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -63,6 +73,7 @@ func TestPowerLossDurability(t *testing.T) {
 
 	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
 	carol, dave := newAccount(t, srv, "carol"), newAccount(t, srv, "dave")
+	uploads := newPowerMedia(newAccount(t, srv, "erin").Token)
 	device := func(a account) account { a.login(t, srv); return a }
 	senders := []*crashSender{
 		{name: "a1", acct: alice}, {name: "a2", acct: device(alice)}, {name: "b1", acct: bob},
@@ -96,8 +107,7 @@ func TestPowerLossDurability(t *testing.T) {
 	}
 	fresh(0)
 
-	scenarios := []string{"stream", "commit", "checkpoint", "startup"}
-	var totalAcked, totalUnacked, froze int
+	var totalAcked, totalUnacked, froze, files int
 	for it := 1; it <= iterations; it++ {
 		if it > 1 && (it-1)%convLife == 0 {
 			fresh(it / convLife)
@@ -110,8 +120,21 @@ func TestPowerLossDurability(t *testing.T) {
 			hit = pfs.Freeze("parley.db-wal", true, 1+rand.IntN(4))
 		case "checkpoint":
 			hit = pfs.Freeze("parley.db", false, 0)
+		case "upload":
+			hit = pfs.Freeze("media/.tmp/*", true, 0)
+		case "patch":
+			hit = pfs.Freeze("uploads/*.bin", true, 1+rand.IntN(3))
+		}
+		stopUploads := make(chan struct{})
+		var uploading sync.WaitGroup
+		if scenario != "commit" && scenario != "checkpoint" {
+			// Not beside a frozen commit: an upload's own catalogue
+			// commit could take the freeze before the stream's first ack.
+			uploading.Go(func() { uploads.run(srv.URL, stopUploads) })
 		}
 		st := runCrashStream(t, proc, it, senders)
+		close(stopUploads)
+		uploading.Wait() // the server is gone: its requests have failed
 		if t.Failed() {
 			t.FailNow()
 		}
@@ -165,6 +188,8 @@ func TestPowerLossDurability(t *testing.T) {
 		for _, s := range senders {
 			checkStreamOrder(t, it, s)
 		}
+		checked := uploads.verify(t, srv)
+		files += checked
 		if t.Failed() {
 			t.FailNow()
 		}
@@ -183,10 +208,10 @@ func TestPowerLossDurability(t *testing.T) {
 		}
 		totalAcked += st.acked
 		totalUnacked += st.sent - st.acked
-		t.Logf("power cut %d/%d, %s: %d frames written, %d acked, all kept; of the %d unacked %d had been stored, %d were lost; %d resent, each stored once; restart ready in %v; history direct=%d group=%d",
-			it, iterations, where, st.sent, st.acked, st.sent-st.acked, storedUnacked, lost, resent, restart.Round(time.Millisecond), len(dm.stored), len(grp.stored))
+		t.Logf("power cut %d/%d, %s: %d frames written, %d acked, all kept; of the %d unacked %d had been stored, %d were lost; %d resent, each stored once; restart ready in %v; history direct=%d group=%d; %d uploads answered complete, all intact",
+			it, iterations, where, st.sent, st.acked, st.sent-st.acked, storedUnacked, lost, resent, restart.Round(time.Millisecond), len(dm.stored), len(grp.stored), checked)
 	}
 	s := pfs.Stats()
-	t.Logf("%d power cuts in %v (%d at a frozen write): %d messages acked mid-stream, lost 0; %d unacked ones resent, each stored exactly once; powerfs saw %d file fsyncs, %d directory fsyncs",
-		iterations, time.Since(began).Round(time.Millisecond), froze, totalAcked, totalUnacked, s.FileSyncs, s.DirSyncs)
+	t.Logf("%d power cuts in %v (%d at a frozen write): %d messages acked mid-stream, lost 0; %d unacked ones resent, each stored exactly once; %d uploads answered complete, all intact; powerfs saw %d file fsyncs, %d directory fsyncs",
+		iterations, time.Since(began).Round(time.Millisecond), froze, totalAcked, totalUnacked, files, s.FileSyncs, s.DirSyncs)
 }
