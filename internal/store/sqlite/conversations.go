@@ -420,7 +420,7 @@ func (s *Store) RemoveMember(ctx context.Context, conversationID, userID string,
 
 // RenameConversation sets a conversation's name and updated_at; chat.ErrNotFound.
 func (s *Store) RenameConversation(ctx context.Context, conversationID, name string, now int64) error {
-	res, err := s.w.ExecContext(ctx,
+	res, err := s.exec(ctx,
 		`UPDATE conversations SET name = ?, updated_at = ? WHERE id = ?`, name, now, conversationID)
 	return affectedOne(fmt.Sprintf("rename conversation %q", conversationID), res, err)
 }

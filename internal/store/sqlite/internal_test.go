@@ -233,3 +233,34 @@ func queryPlan(t *testing.T, s *Store, name, sql string, args ...any) []string {
 	}
 	return plan
 }
+
+// TestFailStopCoversEveryWrite latches the fail-stop as a failed commit
+// would (the latch itself is proven end to end by TestFailedFsyncFailStop)
+// and checks that writes of every shape are refused with ErrFailStopped:
+// transactions, single statements, and the group commit; and that Ping
+// fails, so /readyz does.
+func TestFailStopCoversEveryWrite(t *testing.T) {
+	s := openInternal(t)
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, chat.User{ID: "a", Username: "user-a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateGroup(ctx, chat.Conversation{ID: "g", Members: []chat.Member{{UserID: "a", Role: chat.RoleAdmin}}}); err != nil {
+		t.Fatal(err)
+	}
+	cause := errors.New("disk I/O error (test)")
+	s.failed.cause.Store(&cause)
+	_, appendErr := s.AppendBatch(ctx, []chat.Message{{ID: "m", ClientID: "c", ConversationID: "g", SenderID: "a", Content: "x", ContentType: chat.ContentText}})
+	for name, err := range map[string]error{
+		"CreateUser":         s.CreateUser(ctx, chat.User{ID: "b", Username: "user-b"}, nil),
+		"RenameConversation": s.RenameConversation(ctx, "g", "new", 1),
+		"Block":              s.Block(ctx, "a", "b", 1),
+		"DeleteSession":      s.DeleteSession(ctx, "hash"),
+		"AppendBatch":        appendErr,
+		"Ping":               s.Ping(ctx),
+	} {
+		if !errors.Is(err, ErrFailStopped) || !errors.Is(err, chat.ErrUnavailable) {
+			t.Errorf("%s after the fail-stop: %v, want ErrFailStopped and ErrUnavailable", name, err)
+		}
+	}
+}

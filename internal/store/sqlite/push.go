@@ -112,13 +112,13 @@ func (s *Store) SavePushSubscription(ctx context.Context, sub chat.PushSubscript
 
 // DeletePushSubscription implements chat.PushStore.
 func (s *Store) DeletePushSubscription(ctx context.Context, userID, id string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM push_subscriptions WHERE id = ? AND user_id = ?`, id, userID)
+	res, err := s.exec(ctx, `DELETE FROM push_subscriptions WHERE id = ? AND user_id = ?`, id, userID)
 	return affectedOne(fmt.Sprintf("delete push subscription %q", id), res, err)
 }
 
 // DeleteDevicePushSubscriptions implements chat.PushStore.
 func (s *Store) DeleteDevicePushSubscriptions(ctx context.Context, deviceID string) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM push_subscriptions WHERE device_id = ?`, deviceID)
+	_, err := s.exec(ctx, `DELETE FROM push_subscriptions WHERE device_id = ?`, deviceID)
 	return mapErr("delete device push subscriptions", err)
 }
 

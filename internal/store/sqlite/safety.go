@@ -13,14 +13,14 @@ var _ chat.SafetyStore = (*Store)(nil)
 
 // Block records that blocker blocks blocked (idempotent).
 func (s *Store) Block(ctx context.Context, blocker, blocked string, at int64) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)
 		ON CONFLICT (blocker_id, blocked_id) DO NOTHING`, blocker, blocked, at)
 	return mapErr("block", err)
 }
 
 // Unblock removes a block (missing is fine).
 func (s *Store) Unblock(ctx context.Context, blocker, blocked string) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?`, blocker, blocked)
+	_, err := s.exec(ctx, `DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?`, blocker, blocked)
 	return mapErr("unblock", err)
 }
 
@@ -138,13 +138,13 @@ func (s *Store) KeyBundles(ctx context.Context, userID string) ([]chat.KeyBundle
 
 // CreateInvite stores an invitation.
 func (s *Store) CreateInvite(ctx context.Context, tokenHash string, createdAt, expiresAt int64) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO invites (token_hash, created_at, expires_at) VALUES (?, ?, ?)`, tokenHash, createdAt, expiresAt)
+	_, err := s.exec(ctx, `INSERT INTO invites (token_hash, created_at, expires_at) VALUES (?, ?, ?)`, tokenHash, createdAt, expiresAt)
 	return mapErr("create invite", err)
 }
 
 // UseInvite deletes an unexpired invitation and reports whether there was one.
 func (s *Store) UseInvite(ctx context.Context, tokenHash string, now int64) (bool, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM invites WHERE token_hash = ? AND expires_at > ?`, tokenHash, now)
+	res, err := s.exec(ctx, `DELETE FROM invites WHERE token_hash = ? AND expires_at > ?`, tokenHash, now)
 	if err != nil {
 		return false, mapErr("use invite", err)
 	}
@@ -154,7 +154,7 @@ func (s *Store) UseInvite(ctx context.Context, tokenHash string, now int64) (boo
 
 // CreateReport stores a report.
 func (s *Store) CreateReport(ctx context.Context, r chat.Report) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO reports (id, reporter_id, conversation_id, seq, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO reports (id, reporter_id, conversation_id, seq, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		r.ID, r.ReporterID, r.ConversationID, r.Seq, r.Reason, r.CreatedAt)
 	return mapErr("create report", err)
 }
@@ -183,7 +183,7 @@ func (s *Store) Reports(ctx context.Context, all bool, limit int) ([]chat.Report
 
 // ResolveReport marks a report resolved.
 func (s *Store) ResolveReport(ctx context.Context, id, resolution string, at int64) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE reports SET resolved_at = ?, resolution = ? WHERE id = ?`, at, resolution, id)
+	res, err := s.exec(ctx, `UPDATE reports SET resolved_at = ?, resolution = ? WHERE id = ?`, at, resolution, id)
 	return affectedOne(fmt.Sprintf("resolve report %q", id), res, err)
 }
 
@@ -201,7 +201,7 @@ func (s *Store) Suspend(ctx context.Context, userID, reason string, at int64) er
 
 // Unsuspend lifts a suspension.
 func (s *Store) Unsuspend(ctx context.Context, userID string) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM suspensions WHERE user_id = ?`, userID)
+	_, err := s.exec(ctx, `DELETE FROM suspensions WHERE user_id = ?`, userID)
 	return mapErr("unsuspend", err)
 }
 

@@ -302,6 +302,17 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 	return mapErr(op, err)
 }
 
+// exec runs one statement as its own transaction on the writer connection,
+// behind the same fail-stop latch as write.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := s.failed.check("write"); err != nil {
+		return nil, err
+	}
+	res, err := s.w.ExecContext(ctx, query, args...)
+	s.failed.observe(s.log, "write", err)
+	return res, err
+}
+
 // read runs fn in one read transaction of the read pool, so that its queries
 // see one snapshot.
 func (s *Store) read(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {

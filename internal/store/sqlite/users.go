@@ -13,7 +13,7 @@ func (s *Store) CreateUser(ctx context.Context, u chat.User, passwordHash []byte
 	if passwordHash == nil {
 		passwordHash = []byte{}
 	}
-	_, err := s.w.ExecContext(ctx,
+	_, err := s.exec(ctx,
 		`INSERT INTO users (id, username, display_name, created_at, last_seen, password_hash)
 		 VALUES (?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Username, u.DisplayName, u.CreatedAt, u.LastSeen, passwordHash)
@@ -51,14 +51,14 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (chat.User,
 // SetLastSeen records when the user's last device went away;
 // chat.ErrNotFound for an unknown user.
 func (s *Store) SetLastSeen(ctx context.Context, userID string, at int64) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET last_seen = ? WHERE id = ?`, at, userID)
+	res, err := s.exec(ctx, `UPDATE users SET last_seen = ? WHERE id = ?`, at, userID)
 	return affectedOne(fmt.Sprintf("set last seen of user %q", userID), res, err)
 }
 
 // CreateDevice stores a new device of d.UserID: chat.ErrNotFound if the user
 // does not exist, chat.ErrConflict if the id is taken.
 func (s *Store) CreateDevice(ctx context.Context, d chat.Device) error {
-	_, err := s.w.ExecContext(ctx,
+	_, err := s.exec(ctx,
 		`INSERT INTO devices (id, user_id, name, created_at, last_seen) VALUES (?, ?, ?, ?, ?)`,
 		d.ID, d.UserID, d.Name, d.CreatedAt, d.LastSeen)
 	return mapErr("create device", err)
@@ -105,7 +105,7 @@ func (s *Store) Devices(ctx context.Context, userID string) ([]chat.Device, erro
 
 // TouchDevice sets a device's last_seen; chat.ErrNotFound for an unknown device.
 func (s *Store) TouchDevice(ctx context.Context, deviceID string, at int64) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE devices SET last_seen = ? WHERE id = ?`, at, deviceID)
+	res, err := s.exec(ctx, `UPDATE devices SET last_seen = ? WHERE id = ?`, at, deviceID)
 	return affectedOne(fmt.Sprintf("touch device %q", deviceID), res, err)
 }
 
@@ -132,7 +132,7 @@ func (s *Store) TouchDevices(ctx context.Context, seen map[string]int64) error {
 // CreateSession stores a session keyed by its token hash: chat.ErrNotFound if
 // the user or device does not exist, chat.ErrConflict if the hash is taken.
 func (s *Store) CreateSession(ctx context.Context, se chat.Session) error {
-	_, err := s.w.ExecContext(ctx,
+	_, err := s.exec(ctx,
 		`INSERT INTO sessions (token_hash, user_id, device_id, expires_at) VALUES (?, ?, ?, ?)`,
 		se.TokenHash, se.UserID, se.DeviceID, se.ExpiresAt)
 	return mapErr("create session", err)
@@ -150,13 +150,13 @@ func (s *Store) Session(ctx context.Context, tokenHash string) (chat.Session, er
 
 // DeleteSession revokes one token. Deleting a missing one is not an error.
 func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash)
+	_, err := s.exec(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash)
 	return mapErr("delete session", err)
 }
 
 // DeleteDeviceSessions revokes every token of a device.
 func (s *Store) DeleteDeviceSessions(ctx context.Context, deviceID string) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE device_id = ?`, deviceID)
+	_, err := s.exec(ctx, `DELETE FROM sessions WHERE device_id = ?`, deviceID)
 	return mapErr("delete device sessions", err)
 }
 
