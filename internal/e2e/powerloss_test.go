@@ -42,7 +42,9 @@ import (
 // /api/v1/media and tus PATCHes of 16 KiB, see powerMedia): after each cut
 // every upload answered complete downloads byte for byte, and every
 // resumable one still holds at least the offset its last PATCH answered and
-// completes from there.
+// completes from there. A sixth device, of erin's, marks the group read as
+// fast as it can: her stored read watermark is never below the highest one
+// the server announced to her other device before the cut.
 //
 // A freeze that no write reached by the kill leaves a plain stream cut; the
 // log says which happened. PARLEY_POWERLOSS_ITERATIONS sets the number of
@@ -73,8 +75,10 @@ func TestPowerLossDurability(t *testing.T) {
 
 	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
 	carol, dave := newAccount(t, srv, "carol"), newAccount(t, srv, "dave")
-	uploads := newPowerMedia(newAccount(t, srv, "erin").Token)
+	erin := newAccount(t, srv, "erin")
+	uploads := newPowerMedia(erin.Token)
 	device := func(a account) account { a.login(t, srv); return a }
+	receipts := &powerReceipts{reader: erin, echo: device(erin)}
 	senders := []*crashSender{
 		{name: "a1", acct: alice}, {name: "a2", acct: device(alice)}, {name: "b1", acct: bob},
 		{name: "a3", acct: device(alice)}, {name: "b2", acct: device(bob)}, {name: "c1", acct: carol}, {name: "d1", acct: dave},
@@ -92,7 +96,8 @@ func TestPowerLossDurability(t *testing.T) {
 		} else { // alice and bob have one direct conversation: a group of the two
 			dm.name, dm.id = fmt.Sprintf("pair%d", n), group(t, srv, alice, fmt.Sprintf("pair%d", n), bob)
 		}
-		grp = &crashConv{name: fmt.Sprintf("group%d", n), id: group(t, srv, alice, fmt.Sprintf("power%d", n), bob, carol, dave), reader: carol}
+		grp = &crashConv{name: fmt.Sprintf("group%d", n), id: group(t, srv, alice, fmt.Sprintf("power%d", n), bob, carol, dave, erin), reader: carol}
+		receipts.conv, receipts.announced = grp.id, 0
 		convs = []*crashConv{dm, grp}
 		for _, c := range convs {
 			c.sent = map[string]sentMsg{}
@@ -128,9 +133,10 @@ func TestPowerLossDurability(t *testing.T) {
 		stopUploads := make(chan struct{})
 		var uploading sync.WaitGroup
 		if scenario != "commit" && scenario != "checkpoint" {
-			// Not beside a frozen commit: an upload's own catalogue
+			// Not beside a frozen commit: an upload's or a receipt's own
 			// commit could take the freeze before the stream's first ack.
 			uploading.Go(func() { uploads.run(srv.URL, stopUploads) })
+			uploading.Go(func() { receipts.run(srv.WSURL, stopUploads) })
 		}
 		st := runCrashStream(t, proc, it, senders)
 		close(stopUploads)
@@ -190,6 +196,7 @@ func TestPowerLossDurability(t *testing.T) {
 		}
 		checked := uploads.verify(t, srv)
 		files += checked
+		watermark := receipts.verify(t, srv)
 		if t.Failed() {
 			t.FailNow()
 		}
@@ -208,8 +215,8 @@ func TestPowerLossDurability(t *testing.T) {
 		}
 		totalAcked += st.acked
 		totalUnacked += st.sent - st.acked
-		t.Logf("power cut %d/%d, %s: %d frames written, %d acked, all kept; of the %d unacked %d had been stored, %d were lost; %d resent, each stored once; restart ready in %v; history direct=%d group=%d; %d uploads answered complete, all intact",
-			it, iterations, where, st.sent, st.acked, st.sent-st.acked, storedUnacked, lost, resent, restart.Round(time.Millisecond), len(dm.stored), len(grp.stored), checked)
+		t.Logf("power cut %d/%d, %s: %d frames written, %d acked, all kept; of the %d unacked %d had been stored, %d were lost; %d resent, each stored once; restart ready in %v; history direct=%d group=%d; %d uploads answered complete, all intact; read watermark %d announced, kept",
+			it, iterations, where, st.sent, st.acked, st.sent-st.acked, storedUnacked, lost, resent, restart.Round(time.Millisecond), len(dm.stored), len(grp.stored), checked, watermark)
 	}
 	s := pfs.Stats()
 	t.Logf("%d power cuts in %v (%d at a frozen write): %d messages acked mid-stream, lost 0; %d unacked ones resent, each stored exactly once; %d uploads answered complete, all intact; powerfs saw %d file fsyncs, %d directory fsyncs",
