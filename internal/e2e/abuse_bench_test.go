@@ -6,13 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/parley-chat/parley/internal/server"
 	"github.com/parley-chat/parley/internal/server/servertest"
@@ -35,14 +32,7 @@ func benchBesideAbuse(b *testing.B, flood string) {
 		d := server.DefaultConfig()
 		c.MessageRate, c.RegistrationRate, c.BcryptCost = d.MessageRate, d.RegistrationRate, d.BcryptCost
 	})
-	bob := newAccount(b, srv, "bob")
-	r := dial(b, srv, bob.Token)
-	const turns = 16
-	senders, convs := make([]*sock, turns), make([]string, turns)
-	for i := range senders {
-		s := newAccount(b, srv, "sender")
-		convs[i], senders[i] = direct(b, srv, s, bob), dial(b, srv, s.Token)
-	}
+	users := newOrdinaryUsers(b, srv)
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var requests atomic.Int64
@@ -83,32 +73,10 @@ func benchBesideAbuse(b *testing.B, flood string) {
 		for i := range ids {
 			ids[i] = fmt.Sprintf("01JUNKJUNKJUNKJUNKJUNK%04d", i)
 		}
-		ids[0] = bob.UserID
+		ids[0] = users.bob
 		frame, _ := json.Marshal(map[string]any{"type": "presence_subscribe", "user_ids": ids})
-		for k := 0; k < 6; k++ {
-			ws, _, err := websocket.Dial(ctx, srv.WSURL+"?token="+mallory.Token, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				for {
-					if _, _, err := ws.Read(ctx); err != nil {
-						return
-					}
-				}
-			}()
-			go func() {
-				defer wg.Done()
-				defer ws.CloseNow()
-				for ctx.Err() == nil {
-					if ws.Write(ctx, websocket.MessageText, frame) != nil {
-						return
-					}
-					requests.Add(1)
-				}
-			}()
+		for range 6 {
+			floodSocket(ctx, b, &wg, srv.WSURL+"?token="+mallory.Token, func(int) []byte { return frame }, &requests)
 		}
 	case "prekeys":
 		victim, drainer := newAccount(b, srv, "victim"), newAccount(b, srv, "drainer")
@@ -116,24 +84,8 @@ func benchBesideAbuse(b *testing.B, flood string) {
 		run(4, func(int) { post("/api/v1/keys/"+victim.UserID, drainer.Token, nil) })
 	}
 	time.Sleep(200 * time.Millisecond) // let the flood start
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		a, conv := senders[i%turns], convs[i%turns]
-		start := time.Now()
-		a.send(sendText(conv, fmt.Sprintf("q-%d", i), "hello"))
-		a.expect("ack", "conversation_updated", "presence")
-		r.expect("new_message", "conversation_updated", "presence", "pong")
-		lat = append(lat, time.Since(start))
-		if i%100 == 0 {
-			r.send(`{"type":"ping"}`)
-		}
-	}
-	b.StopTimer()
+	users.measure(b)
 	stop()
 	wg.Wait()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(requests.Load()), "flood-requests")
 }
