@@ -222,26 +222,38 @@ func TestMessageRateLimit(t *testing.T) {
 	alice, bob := newAccount(t, srv, "alice"), newAccount(t, srv, "bob")
 	conv := direct(t, srv, alice, bob)
 	a := dial(t, srv, alice.Token)
+	start := time.Now()
 	for i := 1; i <= 100; i++ {
 		a.send(sendText(conv, fmt.Sprintf("rl-%d", i), "x"))
 	}
 	for i := 1; i <= 100; i++ {
 		a.expect("ack")
 	}
-	a.send(sendText(conv, "rl-101", "one too many"))
-	e := a.expect("error")
-	if e.num("status") != 429 || e.str("ref") != "rl-101" || e.num("retry_after") <= 0 {
-		t.Fatalf("101st message: %v", e)
+	// The bucket refills at 100 a minute: one message more for every 0.6 s
+	// the burst took (a slow machine), and then the next one is refused.
+	sent := 100
+	var e frame
+	for {
+		sent++
+		ref := fmt.Sprintf("rl-%d", sent)
+		a.send(sendText(conv, ref, "one too many"))
+		if e = a.expect("error", "ack"); e.str("ref") == ref {
+			break
+		}
+	}
+	refilled := int(time.Since(start) / (600 * time.Millisecond))
+	if e.num("status") != 429 || e.num("retry_after") <= 0 || sent-101 > refilled {
+		t.Fatalf("message %d (%d refilled in %v): %v", sent, refilled, time.Since(start), e)
 	}
 	var page struct {
 		Messages []frame `json:"messages"`
 	}
 	api(t, srv, "GET", "/api/v1/conversations/"+conv+"/messages?limit=200", bob.Token, nil, &page)
-	if len(page.Messages) != 100 {
-		t.Fatalf("history has %d messages, want 100", len(page.Messages))
+	if len(page.Messages) != sent-1 {
+		t.Fatalf("history has %d messages, want %d", len(page.Messages), sent-1)
 	}
 	for _, m := range page.Messages {
-		if m.str("client_message_id") == "rl-101" {
+		if m.str("client_message_id") == fmt.Sprintf("rl-%d", sent) {
 			t.Fatal("the rejected message was stored")
 		}
 	}
