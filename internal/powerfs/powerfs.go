@@ -26,6 +26,7 @@ package powerfs
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -67,6 +68,7 @@ type FS struct {
 	conn    uint32 // the FUSE connection's number (the mount's minor device)
 	rootIno uint64
 	files   map[uint64]*fileImage // durable data by backing inode
+	retired uint64                // the last key given to the image of an unlinked file (see created)
 	dirs    map[uint64][]dirEntry // durable listing by backing inode
 	failOn  string                // FailNextFsync pattern ("" none)
 	failed  []string              // paths whose fsync failed
@@ -319,6 +321,34 @@ func (f *FS) trap(rel string, fsync bool) syscall.Errno {
 func match(pattern, rel string) bool {
 	ok, err := filepath.Match(pattern, rel)
 	return err == nil && ok
+}
+
+// created is told of a new file. The backing filesystem may have given it
+// the inode number of a file unlinked since its directory was last synced:
+// that file's name is still on the durable image, with its own data. Its
+// image moves to a key of its own (counting down from the top, where no
+// backing inode lives), so the new file starts empty and the old name
+// comes back after a crash with the old file's data.
+func (f *FS) created(ino uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	img, ok := f.files[ino]
+	if !ok {
+		return
+	}
+	if f.retired == 0 {
+		f.retired = math.MaxUint64
+	}
+	f.retired--
+	f.files[f.retired] = img
+	delete(f.files, ino)
+	for _, entries := range f.dirs {
+		for i := range entries {
+			if entries[i].ino == ino && !entries[i].dir {
+				entries[i].ino = f.retired
+			}
+		}
+	}
 }
 
 // image returns the durable image of inode ino; f.mu is held.

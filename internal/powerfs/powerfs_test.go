@@ -249,3 +249,47 @@ func TestFailedFsyncDropsPages(t *testing.T) {
 		t.Errorf("after a failed fsync, a successful retry and a crash: %q, want the old %q", got, "AAAA")
 	}
 }
+
+// A file unlinked since its directory was last synced keeps its name and
+// data after a crash even when the backing filesystem hands its inode
+// number to a new file, which must start empty (the images were once keyed
+// by inode number alone, and the old name came back with the new file's
+// bytes).
+func TestReusedInodeKeepsTheOldFile(t *testing.T) {
+	p := powerfs.MountForTest(t, powerfs.Options{})
+	dir := p.Dir()
+	ino := func(path string) uint64 {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	for i := range 50 {
+		old, fresh := filepath.Join(dir, "old"), filepath.Join(dir, "new")
+		write(t, old, []byte("the old file"), true)
+		syncDir(t, dir)
+		oldIno := ino(old)
+		if err := os.Remove(old); err != nil {
+			t.Fatal(err)
+		}
+		write(t, fresh, bytes.Repeat([]byte("new "), 3000), true)
+		if ino(fresh) != oldIno {
+			// Not reused this time: make both durable and try again.
+			if err := os.Remove(fresh); err != nil {
+				t.Fatal(err)
+			}
+			syncDir(t, dir)
+			continue
+		}
+		crash(t, p)
+		if got, ok := content(t, old); !ok || got != "the old file" {
+			t.Fatalf("attempt %d: after the crash the unlinked file reads %d bytes starting %.12q (present %v), want its own data", i, len(got), got, ok)
+		}
+		if _, ok := content(t, fresh); ok {
+			t.Fatalf("attempt %d: the new file survived, but its directory was never synced", i)
+		}
+		return
+	}
+	t.Skip("the backing filesystem never reused an inode number in 50 tries")
+}
