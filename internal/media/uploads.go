@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -45,7 +46,7 @@ type UploadInfo struct {
 	Done      bool              `json:"done"`     // the media item exists
 	CreatedAt int64             `json:"created_at"`
 	UpdatedAt int64             `json:"updated_at"`
-	Offset    int64             `json:"-"` // bytes received (the size of ID.bin)
+	Offset    int64             `json:"-"` // bytes received (the size of ID.bin; cut back to ID.off at open)
 }
 
 // Errors of Uploads.
@@ -69,11 +70,103 @@ func OpenUploads(dir string) (*Uploads, error) {
 	if err := mkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("media: creating %s: %w", dir, err)
 	}
-	return &Uploads{dir: dir, locks: map[string]*uploadLock{}}, nil
+	u := &Uploads{dir: dir, locks: map[string]*uploadLock{}}
+	if err := u.cutToSynced(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// cutToSynced truncates every upload's data to its synced offset, dropping
+// what a power cut left of appends that were never answered.
+func (u *Uploads) cutToSynced() error {
+	entries, err := os.ReadDir(u.dir)
+	if err != nil {
+		return unavailable("list uploads", err)
+	}
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".off")
+		if !ok || !validID(id) {
+			continue
+		}
+		synced, _, err := u.syncedOffset(id)
+		if err != nil {
+			return unavailable("read upload state", err)
+		}
+		f, err := os.OpenFile(u.dataPath(id), os.O_WRONLY, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // done, or removed: Expire collects the rest
+		}
+		if err != nil {
+			return unavailable("open upload", err)
+		}
+		st, err := f.Stat()
+		if err == nil && st.Size() > synced {
+			if err = f.Truncate(synced); err == nil {
+				err = f.Sync()
+			}
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return unavailable("cut upload back to its synced offset", err)
+		}
+	}
+	return nil
 }
 
 func (u *Uploads) infoPath(id string) string { return filepath.Join(u.dir, id+".json") }
 func (u *Uploads) dataPath(id string) string { return filepath.Join(u.dir, id+".bin") }
+
+// offPath is the upload's synced offset: 8 bytes, big-endian, rewritten in
+// place after every append's fsync. The size of ID.bin is not enough after
+// a power cut: the file may have grown by bytes that were written but never
+// synced (a torn write keeps some of their pages, with whatever they held),
+// and an offset read from the size would tell the client to resume past
+// bytes that are not the ones it sent. OpenUploads cuts every file back to
+// its synced offset; while the process runs, the size is the offset (what
+// a running append wrote is in the page cache and is synced before its
+// answer).
+func (u *Uploads) offPath(id string) string { return filepath.Join(u.dir, id+".off") }
+
+// writeOffset records off as synced. One 8-byte write inside one sector:
+// a power cut leaves the old value or the new one.
+func (u *Uploads) writeOffset(id string, off int64, create bool) error {
+	flags := os.O_WRONLY
+	if create {
+		flags |= os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(u.offPath(id), flags, 0o600)
+	if err != nil {
+		return err
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(off))
+	_, err = f.WriteAt(b[:], 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncedOffset reads ID.off; ok is false for an upload without one (made
+// before offsets were recorded), whose size is then its offset.
+func (u *Uploads) syncedOffset(id string) (off int64, ok bool, err error) {
+	b, err := os.ReadFile(u.offPath(id))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	case len(b) != 8:
+		return 0, false, fmt.Errorf("media: upload offset file %s has %d bytes, want 8", u.offPath(id), len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b)), true, nil
+}
 
 // validID accepts the ids Create makes (32 hex digits) and nothing that
 // could name another file.
@@ -98,8 +191,14 @@ func (u *Uploads) Create(owner string, length int64, meta map[string]string, med
 	if err := f.Close(); err != nil {
 		return UploadInfo{}, unavailable("create upload", err)
 	}
+	if err := u.writeOffset(info.ID, 0, true); err != nil {
+		os.Remove(u.dataPath(info.ID))
+		return UploadInfo{}, unavailable("create upload", err)
+	}
+	// writeInfo's directory fsync also makes ID.bin and ID.off durable.
 	if err := u.writeInfo(info); err != nil {
 		os.Remove(u.dataPath(info.ID))
+		os.Remove(u.offPath(info.ID))
 		return UploadInfo{}, err
 	}
 	return info, nil
@@ -293,6 +392,9 @@ func (u *Uploads) Append(id string, offset int64, r io.Reader) (int64, error) {
 	if cerr := f.Close(); serr == nil {
 		serr = cerr
 	}
+	if serr == nil && n > 0 {
+		serr = u.writeOffset(id, offset+n, false)
+	}
 	if serr != nil {
 		return offset, unavailable("append to upload", serr)
 	}
@@ -330,8 +432,10 @@ func (u *Uploads) MarkDone(info UploadInfo, now time.Time) error {
 	if err := u.writeInfo(info); err != nil {
 		return err
 	}
-	if err := os.Remove(u.dataPath(info.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return unavailable("remove upload data", err)
+	for _, p := range []string{u.dataPath(info.ID), u.offPath(info.ID)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return unavailable("remove upload data", err)
+		}
 	}
 	return nil
 }
@@ -343,8 +447,9 @@ func (u *Uploads) Remove(id string) error {
 		return ErrUploadNotFound
 	}
 	err1 := os.Remove(u.dataPath(id))
-	err2 := os.Remove(u.infoPath(id))
-	for _, err := range []error{err1, err2} {
+	err2 := os.Remove(u.offPath(id))
+	err3 := os.Remove(u.infoPath(id))
+	for _, err := range []error{err1, err2, err3} {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return unavailable("remove upload", err)
 		}
@@ -394,9 +499,14 @@ func (u *Uploads) Expire(before time.Time) (int, error) {
 			n++
 		}
 	}
-	// Data files whose state file is gone (a crash inside Create or Remove).
+	// Data and offset files whose state file is gone (a crash inside
+	// Create or Remove).
 	for _, e := range entries {
-		if id, ok := strings.CutSuffix(e.Name(), ".bin"); ok && validID(id) {
+		id, ok := strings.CutSuffix(e.Name(), ".bin")
+		if !ok {
+			id, ok = strings.CutSuffix(e.Name(), ".off")
+		}
+		if ok && validID(id) {
 			if _, err := os.Stat(u.infoPath(id)); errors.Is(err, fs.ErrNotExist) {
 				if fi, err := e.Info(); err == nil && fi.ModTime().Before(before) {
 					os.Remove(filepath.Join(u.dir, e.Name()))
