@@ -338,6 +338,9 @@ func runCrashStream(t *testing.T, proc *parleydProc, it int, senders []*crashSen
 	case <-time.After(30 * time.Second):
 		t.Fatalf("crash %d: no ack within 30s of streaming", it)
 	}
+	if proc.afterFirstAck != nil {
+		proc.afterFirstAck()
+	}
 	time.Sleep(100*time.Millisecond + rand.N(300*time.Millisecond)) // the workload's length, not an assertion
 	close(killing)
 	mu.Lock()

@@ -85,6 +85,10 @@ type parleydProc struct {
 	// waiting for the process to go: the power-loss tests cut the power
 	// there (a process stuck in the filesystem dies only after that).
 	afterKill func()
+	// afterFirstAck, if set, runs in runCrashStream once the stream has its
+	// first ack (the power-loss test arms its freezes there, so a frozen
+	// commit or checkpoint can never keep the stream from starting).
+	afterFirstAck func()
 }
 
 // newParleydProc prepares (does not start) a parleyd on a fresh data dir.

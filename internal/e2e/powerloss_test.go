@@ -28,11 +28,11 @@ import (
 // integrity check, and that every unacked message resent lands exactly once:
 //
 //   - stream: 100-400 ms after the first ack, wherever the server is;
-//   - commit: the 2nd-5th write-ahead log fsync of the stream is frozen
-//     (the commit's frames are written, not synced) and the power goes
-//     while it hangs;
-//   - checkpoint: the first write into parley.db itself (only a WAL
-//     checkpoint writes there) is frozen mid-checkpoint;
+//   - commit: one of the first four write-ahead log fsyncs after the
+//     stream's first ack is frozen (the commit's frames are written, not
+//     synced) and the power goes while it hangs;
+//   - checkpoint: the first write into parley.db itself after the first
+//     ack (only a WAL checkpoint writes there) is frozen mid-checkpoint;
 //   - startup: after the restart, a second cut 0-150 ms into the next start
 //     (WAL recovery, migrations), before the server is ready;
 //   - upload: the fsync of a whole media upload's blob is frozen;
@@ -119,12 +119,14 @@ func TestPowerLossDurability(t *testing.T) {
 		}
 		scenario := scenarios[(it-1)%len(scenarios)]
 		var hit <-chan string
+		proc.afterFirstAck = nil
 		switch scenario {
 		case "commit":
-			// Past the first commits: the stream must see acks first.
-			hit = pfs.Freeze("parley.db-wal", true, 1+rand.IntN(4))
+			// Armed once the stream has acks: a commit frozen before the
+			// first one would keep the stream from ever starting.
+			proc.afterFirstAck = func() { hit = pfs.Freeze("parley.db-wal", true, rand.IntN(4)) }
 		case "checkpoint":
-			hit = pfs.Freeze("parley.db", false, 0)
+			proc.afterFirstAck = func() { hit = pfs.Freeze("parley.db", false, 0) }
 		case "upload":
 			hit = pfs.Freeze("media/.tmp/*", true, 0)
 		case "patch":
