@@ -299,9 +299,18 @@ export class ChatView {
   scrollToBottom(smooth) {
     this.stick = true;
     this.newBelow = 0;
+    const w = this.client.windows.get(this.convId);
+    if (w) this.lastSeen = w.top; // what is below now counts as seen
     this.autoScroll = Boolean(smooth);
     clearTimeout(this.autoScrollTimer);
-    if (smooth) this.autoScrollTimer = setTimeout(() => { this.autoScroll = false; this.onScroll(); }, 1500);
+    if (smooth) {
+      this.autoScrollTimer = setTimeout(() => {
+        this.autoScroll = false;
+        // A smooth scroll that a busy browser has not finished: arrive now.
+        if (this.stick) this.scroller.scrollTop = this.scroller.scrollHeight;
+        this.onScroll();
+      }, 1500);
+    }
     this.scroller.scrollTo({ top: this.scroller.scrollHeight, behavior: smooth ? 'smooth' : 'auto' });
     this.renderJump();
   }
